@@ -1,0 +1,5 @@
+"""Fusion and Poisson (seamless) blending."""
+
+from .fuse import fuse
+
+__all__ = ["fuse"]

@@ -1,0 +1,63 @@
+"""Options and helpers every verb shares: device/precision/batch options, folder runs, progress."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TypeVar
+
+import click
+from tqdm import tqdm
+
+from ..errors import BlendfixError
+
+T = TypeVar("T")
+
+
+def device_options(f: Callable) -> Callable:
+    """``--device auto``, ``--batch-size``, ``--precision auto`` (fp16 only on CUDA)."""
+    f = click.option("--precision", default="auto", show_default=True,
+                     type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+                     help="auto = fp16 on CUDA, fp32 elsewhere.")(f)
+    f = click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1))(f)
+    f = click.option("--device", default="auto", show_default=True,
+                     help="auto, cpu, cuda, cuda:N or mps.")(f)
+    return f
+
+
+def progress(items: Iterable[T], desc: str, total: int | None = None) -> Iterable[T]:
+    """A tqdm bar on stderr (hidden when stderr is not a terminal and the run is short)."""
+    return tqdm(items, desc=desc, total=total, unit="img", file=sys.stderr, dynamic_ncols=True,
+                disable=None)
+
+
+def run_each(items: list[T], fn: Callable[[T], None], desc: str,
+             name: Callable[[T], str] = str) -> list[tuple[str, str]]:
+    """Apply ``fn`` to every item with a progress bar; user errors are collected, not fatal.
+
+    Returns the ``(item name, reason)`` failures; the caller reports them and exits non-zero.
+    """
+    failures: list[tuple[str, str]] = []
+    for item in progress(items, desc, total=len(items)):
+        try:
+            fn(item)
+        except (BlendfixError, ValueError, FileNotFoundError) as e:
+            failures.append((name(item), str(e)))
+    return failures
+
+
+def report_failures(failures: list[tuple[str, str]], done: int, what: str = "file") -> int:
+    """Print a summary; return the exit code (1 if anything failed)."""
+    if failures:
+        click.echo(f"{len(failures)} {what}(s) failed, {done - len(failures)} done:", err=True)
+        for n, reason in failures:
+            click.echo(f"  {n}: {reason}", err=True)
+        return 1
+    click.echo(f"{done} {what}(s) done.", err=True)
+    return 0
+
+
+def out_path(out_dir: Path, src: Path, suffix: str = ".png", tag: str = "") -> Path:
+    """Output file for ``src`` in ``out_dir``: same stem (unicode kept), optional tag, given suffix."""
+    return Path(out_dir) / f"{src.stem}{tag}{suffix}"

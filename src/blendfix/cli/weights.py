@@ -1,0 +1,20 @@
+"""`blendfix weights`: list registered checkpoints, whether each is present, and where it goes."""
+
+from __future__ import annotations
+
+import click
+
+from .. import registry
+
+
+@click.command("weights")
+def cmd() -> int:
+    """List every registered checkpoint: file, present or missing, source URL and licence."""
+    registry.load_all()
+    folder = registry.weights_dir()
+    click.echo(f"weights folder: {folder} (set BLENDFIX_WEIGHTS to change it)")
+    for name, e in sorted(registry.CHECKPOINTS.items()):
+        state = "present" if (folder / e.filename).is_file() else "missing"
+        click.echo(f"{name:32s} {state:8s} {e.filename}")
+        click.echo(f"{'':32s} {e.url}  [{e.licence}]  model={e.model}")
+    return 0

@@ -1,0 +1,85 @@
+"""Shared test set-up: the shared folder (fixtures, data) and the CI rule for missing material.
+
+``BLENDFIX_SHARED`` points at the shared folder (default ``../shared`` from the project root).
+Tests that need it skip with a reason when it is absent, except under ``CI=true``, where a
+missing shared folder is a failure so CI never passes by skipping.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("BLENDFIX_SHARED", ROOT.parent / "shared")).resolve()
+
+
+def need(path: Path, what: str) -> Path:
+    """Return ``path`` if it exists; else skip (or fail under CI=true) naming what is missing."""
+    if path.exists():
+        return path
+    msg = f"{what} not found at {path} (set BLENDFIX_SHARED to the shared folder)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return need(SHARED, "shared folder")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    env = os.environ.get("BLENDFIX_TEST_DATA")
+    return need(Path(env) if env else SHARED / "data", "shared test data")
+
+
+@pytest.fixture(scope="session")
+def detweights():
+    """The shared fixtures' deterministic-weights module (``build_state_dict(fixture_dir)``)."""
+    path = need(SHARED / "fixtures" / "detweights.py", "fixtures/detweights.py")
+    spec = importlib.util.spec_from_file_location("detweights", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class Fixture:
+    """One architecture-equivalence fixture: its folder, inputs, outputs and weights."""
+
+    def __init__(self, path: Path, detweights) -> None:
+        self.path = path
+        self._dw = detweights
+        self.inputs = dict(np.load(path / "inputs.npz")) if (path / "inputs.npz").exists() else {}
+        self.outputs = dict(np.load(path / "outputs.npz")) if (path / "outputs.npz").exists() else {}
+
+    def state_dict(self, spec: str = "spec.json"):
+        if spec == "spec.json":
+            return self._dw.build_state_dict(self.path)
+        import json
+
+        import torch
+        spec_data = json.loads((self.path / spec).read_text())
+        stored_path = self.path / "stored.npz"
+        stored = np.load(stored_path) if stored_path.exists() else None
+        return {e["key"]: torch.from_numpy(np.ascontiguousarray(
+            self._dw.make_array(spec_data["seed"], e["key"], e["shape"], e["dtype"], e["init"], stored)))
+            for e in spec_data["entries"]}
+
+
+@pytest.fixture(scope="session")
+def fixture(detweights):
+    """``fixture("maresunet")`` -> :class:`Fixture` (skips/fails when absent)."""
+    def get(name: str) -> Fixture:
+        return Fixture(need(SHARED / "fixtures" / name, f"fixture {name}"), detweights)
+    return get
+
+
+@pytest.fixture(scope="session")
+def faces_dir(data_dir) -> Path:
+    return need(data_dir / "faces", "shared faces")
