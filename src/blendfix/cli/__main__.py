@@ -1,0 +1,5 @@
+"""`python -m blendfix.cli`."""
+
+from . import main
+
+main()
