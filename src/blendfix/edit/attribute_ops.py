@@ -53,15 +53,15 @@ def bushy_eyebrows(img: np.ndarray, g: FaceGeometry, rng: np.random.Generator, s
         th = max(float(np.ptp(brow[:, 1])), 2.0)
         length = max(float(np.ptp(brow[:, 0])), 4.0)
         orig = g.fill([brow], 0.5)
-        colour = _dark_colour(img, orig) * np.float32(rng.uniform(0.7, 0.85))
+        colour = _dark_colour(img, orig, 10.0) * np.float32(rng.uniform(0.55, 0.75))
         thick = scale_polygon(brow, 1.0 + 0.12 * s, 1.0 + 0.9 * s) - np.float32([0, 0.2 * th * s])
         dens = g.fill([thick], 0.15 * th)
         # brow hairs point away from the nose and slightly up
         angle = (-20.0 if side == 1 else 200.0) + rng.normal(0, 6)
         hair = strands((h, w), rng, angle, 0.12 * length, density=0.10)
         hair = np.maximum(hair, strands((h, w), rng, angle - 25.0, 0.08 * length, density=0.06))
-        alpha = np.clip(dens * (0.45 + 0.55 * hair) * min(1.0, 0.9 * s), 0.0, 1.0)
-        tint = colour[None, None, :] * (0.8 + 0.45 * hair[..., None])
+        alpha = np.clip(dens * (0.2 + 0.8 * hair) * min(1.0, s), 0.0, 1.0)
+        tint = colour[None, None, :] * (1.2 - 0.4 * hair[..., None])
         out = _lerp(out, tint, alpha)
         region = np.maximum(region, g.fill([scale_polygon(thick, 1.25, 1.6)], 0.3 * th))
     return np.clip(out, 0, 1), region
@@ -198,8 +198,8 @@ def aging(img: np.ndarray, g: FaceGeometry, rng: np.random.Generator, s: float) 
     src = np.concatenate([jaw, g.mouth_corners])
     out = rbf_warp(img, src, src + np.float32([0, 0.012 * fh * s]), np.full(len(src), 0.08 * fh))
     # skin: local contrast, roughness, desaturation, yellowing
-    blur = gaussian(out, 0.02 * fw)
-    out = out + (0.45 * s * face)[..., None] * (out - blur)
+    detail = np.clip(out - gaussian(out, 0.012 * fw), -0.04, 0.04)  # clipped: no halos at the face contour
+    out = out + (0.6 * s * face)[..., None] * detail
     noise = rng.normal(0, 1, (h, w)).astype(np.float32)
     rough = gaussian(noise, 1.5) - gaussian(noise, 4.0)
     out = out * (1.0 + (0.06 * s * face * rough))[..., None]
@@ -241,27 +241,32 @@ def _lens(c0: np.ndarray, c1: np.ndarray, up: float, down: float, n: int = 24) -
     return np.concatenate([np.stack([xs, upper], 1), np.stack([xs, lower], 1)[::-1]]).astype(np.float32)
 
 
-def _teeth(g: FaceGeometry, c0: np.ndarray, c1: np.ndarray, up: float, down: float,
+def _teeth(g: FaceGeometry, c0: np.ndarray, c1: np.ndarray, up: float, down: float, mw: float,
            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Upper teeth on a curved arch inside the opening, dark cavity below; ``(colour, alpha)``."""
+    """Upper and lower teeth on a curved arch inside the opening, dark cavity between; ``(colour, alpha)``."""
     h, w = g.size
-    alpha = g.fill([_lens(c0, c1, up, down)], 0.7)
+    alpha = g.fill([_lens(c0, c1, up, down)], 0.01 * mw + 0.5)
     xs = np.arange(w, dtype=np.float32)[None, :]
     ys = np.arange(h, dtype=np.float32)[:, None]
     t = np.clip((xs - c0[0]) / max(c1[0] - c0[0], 1.0), 0, 1)
     upper, lower = _lens_edges(t, c0, c1, up, down)
-    v = np.clip((ys - upper) / np.maximum(lower - upper, 1.0), 0, 1)  # 0 at the upper lip, 1 at the lower
+    depth = ys - upper  # pixels below the upper lip
     arch = np.arcsin(np.clip(2 * t - 1, -1, 1)) * (2 / np.pi) * 5.0  # ~5 teeth per side, narrower outwards
-    seams = np.exp(-((arch - np.round(arch)) ** 2) / (2 * 0.05**2))
-    row_end = 0.62 + 0.06 * np.cos(np.pi * (arch - np.round(arch)))  # rounded incisal edges
-    upper_teeth = (v < row_end).astype(np.float32)
-    shade = 0.35 + 0.65 * np.clip(np.sin(np.pi * t), 0, 1) ** 0.7  # darker towards the corners
-    gum = 1.0 - 0.35 * np.exp(-v / 0.08)
-    value = upper_teeth * shade * gum * (1.0 - 0.18 * seams) + (1 - upper_teeth) * 0.25 * shade
+    frac = arch - np.round(arch)
+    seams = np.exp(-(frac**2) / (2 * 0.06**2))
+    span = np.maximum(lower - upper, 1.0)
+    upper_len = np.minimum(0.62 * span, 0.16 * mw) * (1.0 + 0.06 * np.cos(np.pi * frac))  # rounded edges
+    lower_len = np.minimum(0.3 * span, 0.07 * mw)
+    up_row = (depth < upper_len).astype(np.float32)
+    low_row = (ys > lower - lower_len).astype(np.float32) * (1 - up_row)
+    shade = 0.45 + 0.55 * np.clip(np.sin(np.pi * t), 0, 1) ** 0.5  # darker towards the corners
+    gum = 1.0 - 0.3 * np.exp(-np.maximum(depth, 0) / (0.02 * mw + 1))
+    tooth = shade * gum * (1.0 - 0.12 * seams)
     colour = np.float32([0.92, 0.88, 0.80]) * np.float32(rng.uniform(0.88, 1.0))
-    cavity = np.float32([0.45, 0.18, 0.16])
-    teeth = value[..., None] * (upper_teeth[..., None] * colour + (1 - upper_teeth[..., None]) * cavity)
-    return gaussian(np.clip(teeth, 0, 1), 0.8), alpha
+    cavity = np.float32([0.26, 0.09, 0.09]) * (shade * (1.0 + 0.5 * np.clip(depth / span, 0, 1)))[..., None]
+    teeth = ((up_row * tooth)[..., None] * colour + (low_row * 0.7 * tooth)[..., None] * colour
+             + (1 - up_row - low_row)[..., None] * cavity)
+    return gaussian(np.clip(teeth, 0, 1), 0.008 * mw + 0.5), alpha
 
 
 def smile(img: np.ndarray, g: FaceGeometry, rng: np.random.Generator, s: float) -> Pair:
@@ -274,19 +279,21 @@ def smile(img: np.ndarray, g: FaceGeometry, rng: np.random.Generator, s: float) 
     inner_top = inner[np.argmin(inner[:, 1])]
     inner_bot = inner[np.argmax(inner[:, 1])]
     lip_bot = g.lips_outer[np.argmax(g.lips_outer[:, 1])]
+    # a mouth that already smiles open changes less (the latent step saturates)
+    so = s * float(np.clip(1.0 - (inner_bot[1] - inner_top[1]) / (0.3 * mw), 0.25, 1.0))
     cheeks = np.stack([corners[0] + np.float32([-0.15 * mw, -0.45 * mw]),
                        corners[1] + np.float32([0.15 * mw, -0.45 * mw])])
     src = np.concatenate([corners, [lip_bot, inner_bot], cheeks])
-    dst = src + np.concatenate([out_up, np.float32([[0, 0.10 * mw], [0, 0.09 * mw]]) * s,
+    dst = src + np.concatenate([out_up, np.float32([[0, 0.10 * mw], [0, 0.09 * mw]]) * so,
                                 np.float32([[-0.02 * mw, -0.06 * mw], [0.02 * mw, -0.06 * mw]]) * s])
     sig = np.float32([0.28, 0.28, 0.3, 0.25, 0.4, 0.4]) * mw
     out = rbf_warp(img, src, dst, sig)
     c0, c1 = dst[0] + np.float32([0.08 * mw, 0.01 * mw]), dst[1] + np.float32([-0.08 * mw, 0.01 * mw])
-    mid_line = (inner_top[1] + inner_bot[1]) / 2
+    # the opening covers the photo's own open mouth (if any), moved as the warp moved it
     base_mid = (c0[1] + c1[1]) / 2
-    up = max(base_mid - (mid_line - 0.02 * mw * s), 0.015 * mw)
-    down = max(mid_line + 0.09 * mw * s - base_mid, 0.04 * mw)
-    teeth, alpha = _teeth(g, c0, c1, up, down, rng)
+    up = max(base_mid - (inner_top[1] - 0.02 * mw * so), 0.015 * mw)
+    down = max(inner_bot[1] + 0.09 * mw * so - base_mid, 0.04 * mw)
+    teeth, alpha = _teeth(g, c0, c1, up, down, mw, rng)
     out = _lerp(out, teeth, alpha * min(1.0, s))
     # nasolabial folds and raised cheek highlights
     h, w = img.shape[:2]
