@@ -64,7 +64,8 @@ def lose_detail(image: np.ndarray, strength: float = 1.0) -> np.ndarray:
     if strength <= 0:
         return image
     h, w = image.shape[:2]
-    factor = 1.0 + 1.5 * strength
+    # pSp sees 256² of a 1024² generator output: the loss scales with the rendering's size
+    factor = 1.0 + 1.5 * strength * min(1.0, max(h, w) / 512.0)
     sh, sw = max(16, round(h / factor)), max(16, round(w / factor))
     small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
     up = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
