@@ -18,6 +18,7 @@ Run folder::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -63,6 +64,19 @@ class DiffCAMTrainConfig:
     device: str = "auto"
     log_every: int = 50
     save_every: int = 5000
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.type == "float" and isinstance(v, str):  # YAML reads "1e-3" as a string
+                try:
+                    setattr(self, f.name, float(v))
+                except ValueError:
+                    raise ValueError(f"config {f.name}: expected a number, got {v!r}") from None
+        positive = ("steps", "batch_size", "image_size", "num_classes", "width", "log_every", "save_every")
+        bad = [n for n in positive if not isinstance(getattr(self, n), int) or getattr(self, n) < 1]
+        if bad or not 0 < self.truncation <= 1 or self.lr <= 0 or self.lr_min < 0:
+            raise ValueError(f"config: invalid values for {bad or ['truncation/lr/lr_min']}")
 
 
 @dataclass
@@ -209,13 +223,13 @@ def train_diffcam(cfg: DiffCAMTrainConfig, out_dir: str | os.PathLike, generator
     model = (model if model is not None else build_model(cfg)).to(device)
     if model.num_classes != cfg.num_classes:
         raise BlendfixError(f"the model has {model.num_classes} classes, the config {cfg.num_classes}")
+    sampler = PairSampler(generator, bank, cfg, w_avg)
+    rng = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
     classes = {int(c): str(f) for c, f in zip(bank.classes, files, strict=True)}
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml", extra={"run": {"classes": classes, "device": str(device)}})
     (out / "classes.json").write_text(json.dumps(classes, indent=2))
-    sampler = PairSampler(generator, bank, cfg, w_avg)
-    rng = torch.Generator().manual_seed(cfg.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
     model.train()
     with (out / "metrics.jsonl").open("a") as metrics:
         for step in range(1, cfg.steps + 1):
@@ -229,7 +243,7 @@ def train_diffcam(cfg: DiffCAMTrainConfig, out_dir: str | os.PathLike, generator
             for group in opt.param_groups:
                 group["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.lr_min)
             if step % cfg.log_every == 0 or step == cfg.steps:
-                rec = {"step": step, "loss": float(loss), "acc": float((logits.argmax(1) == y).float().mean()),
+                rec = {"step": step, "loss": loss.item(), "acc": float((logits.argmax(1) == y).float().mean()),
                        "lr": opt.param_groups[0]["lr"], "sec_per_step": time.perf_counter() - t0}
                 metrics.write(json.dumps(rec) + "\n")
                 metrics.flush()
