@@ -201,3 +201,41 @@ def test_cli_folder_lists_failed_file(tmp_path, faces_dir, data_dir, capsys):
     assert not list(out.glob("no_face*"))
     strip = read_image(out / "face_strip.png")
     assert strip.shape[1] > 4 * strip.shape[0]  # five panels side by side
+
+
+def test_cli_gan_editor_gets_alpha_device_and_checkpoints(tmp_path, monkeypatch):
+    """`--editor gan` forwards its options to get_editor("gan", ...) and needs no landmarks."""
+    import blendfix.cli.edit as cli_edit
+    from blendfix.cli import main
+    from blendfix.edit.base import EditResult
+    from blendfix.io import write_image
+
+    seen: dict = {}
+
+    class Recorder:
+        name = "gan"
+
+        def edit(self, image, attribute, *, seed=0):
+            seen.setdefault("calls", []).append((attribute, seed))
+            mask = np.zeros(image.shape[:2], np.float32)
+            mask[:16] = 1.0
+            return EditResult(image, image, 1.0 - image, mask, attribute, {"editor": "gan"})
+
+    def fake_get_editor(name, **options):
+        seen["name"], seen["options"] = name, options
+        return Recorder()
+
+    monkeypatch.setattr(cli_edit, "get_editor", fake_get_editor)
+    photo = tmp_path / "p.png"
+    write_image(photo, np.full((48, 64, 3), 0.25, np.float32))
+    out = tmp_path / "out"
+    code = main(["edit", "-i", str(photo), "-a", "beard", "-a", "smile", "--editor", "gan", "--alpha", "10",
+                 "--device", "cpu", "--generator", "g.pt", "--encoder", "psp.pt", "--seed", "4", "-o", str(out)])
+    assert code == 0
+    assert seen["name"] == "gan"
+    opts = seen["options"]
+    assert opts["alpha"] == 10 and opts["device"] == "cpu"
+    assert opts["generator"] == "g.pt" and opts["encoder"] == "psp.pt" and "diffcam" not in opts
+    assert seen["calls"] == [("beard", 4), ("smile", 4)]
+    fused = read_image(out / "p_smile_fused.png")
+    assert np.allclose(fused[:16], 0.75, atol=1 / 255) and np.allclose(fused[16:], 0.25, atol=1 / 255)

@@ -90,7 +90,8 @@ def cmd(input_path: Path, attributes: tuple[str, ...], editor_name: str, alpha: 
     if editor_name == "synthetic":
         editor = get_editor("synthetic", strength=alpha / 20.0, fold=fold, cam_upsample=mask_upsample)
     else:
-        options = {"alpha": alpha, "device": device}
+        options = {"alpha": alpha, "device": device, "precision": precision, "batch_size": batch_size,
+                   "attributes": tuple(attrs)}  # direction files checked before any photo is read
         options.update({k: v for k, v in (("generator", generator), ("encoder", encoder), ("diffcam", diffcam))
                         if v is not None})
         editor = get_editor("gan", **options)
