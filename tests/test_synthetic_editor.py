@@ -239,3 +239,17 @@ def test_cli_gan_editor_gets_alpha_device_and_checkpoints(tmp_path, monkeypatch)
     assert seen["calls"] == [("beard", 4), ("smile", 4)]
     fused = read_image(out / "p_smile_fused.png")
     assert np.allclose(fused[:16], 0.75, atol=1 / 255) and np.allclose(fused[16:], 0.25, atol=1 / 255)
+
+
+@needs_mesh
+def test_strengths_switch_effects_off(faces):
+    """Every degradation is a parameter: all at 0 give I' == I; no edit and no entanglement give T == I'."""
+    img, lm = faces[1]
+    off = SyntheticEditor(detail=0, texture=0, colour=0, geometry=0, background=0, strength=0, entangle=0)
+    r = off.edit(img, "aging", seed=5, landmarks=lm)
+    np.testing.assert_array_equal(r.inverted, img)
+    np.testing.assert_array_equal(r.edited, r.inverted)
+    assert r.mask.max() == 0
+    stronger = SyntheticEditor(colour=3.0).edit(img, "aging", seed=5, landmarks=lm)
+    default = SyntheticEditor().edit(img, "aging", seed=5, landmarks=lm)
+    assert np.abs(stronger.inverted - img).mean() > np.abs(default.inverted - img).mean()
