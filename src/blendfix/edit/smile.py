@@ -39,15 +39,15 @@ def _teeth(g: FaceGeometry, c0: np.ndarray, c1: np.ndarray, up: float, down: flo
     seams = np.exp(-(frac**2) / (2 * 0.06**2))
     span = np.maximum(lower - upper, 1.0)
     upper_len = np.minimum(0.62 * span, 0.16 * mw) * (1.0 + 0.06 * np.cos(np.pi * frac))  # rounded edges
-    lower_len = np.minimum(0.3 * span, 0.07 * mw)
+    lower_len = np.minimum(0.2 * span, 0.045 * mw)
     up_row = (depth < upper_len).astype(np.float32)
     low_row = (ys > lower - lower_len).astype(np.float32) * (1 - up_row)
-    shade = 0.45 + 0.55 * np.clip(np.sin(np.pi * t), 0, 1) ** 0.5  # darker towards the corners
-    gum = 1.0 - 0.3 * np.exp(-np.maximum(depth, 0) / (0.02 * mw + 1))
+    shade = 0.55 + 0.45 * np.clip(np.sin(np.pi * t), 0, 1) ** 0.5  # darker towards the corners
+    gum = 1.0 - 0.2 * np.exp(-np.maximum(depth, 0) / (0.02 * mw + 1))
     tooth = shade * gum * (1.0 - 0.12 * seams)
-    colour = np.float32([0.92, 0.88, 0.80]) * np.float32(rng.uniform(0.88, 1.0))
+    colour = np.float32([0.97, 0.94, 0.87]) * np.float32(rng.uniform(0.9, 1.0))
     cavity = np.float32([0.26, 0.09, 0.09]) * (shade * (1.0 + 0.5 * np.clip(depth / span, 0, 1)))[..., None]
-    teeth = ((up_row * tooth)[..., None] * colour + (low_row * 0.7 * tooth)[..., None] * colour
+    teeth = ((up_row * tooth)[..., None] * colour + (low_row * 0.85 * tooth)[..., None] * colour
              + (1 - up_row - low_row)[..., None] * cavity)
     return gaussian(np.clip(teeth, 0, 1), 0.008 * mw + 0.5), alpha
 
