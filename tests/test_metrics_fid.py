@@ -15,6 +15,7 @@ from blendfix.metrics.fid import (
     activation_statistics,
     fid_from_features,
     frechet_distance,
+    frechet_distance_lowrank,
     load_fid_inception,
 )
 from blendfix.nets.inception import FIDInceptionV3, from_pytorch_fid
@@ -48,6 +49,22 @@ def test_statistics_and_distance_match_pytorch_fid(fr, case):
     assert abs(frechet_distance(mu1, s1, mu2, s2) - float(fr.outputs[f"{case}_fd"])) < 1e-5
     forced = frechet_distance(mu1, s1, mu2, s2, always_offset=True)
     assert abs(forced - float(fr.outputs[f"{case}_fd_offset_forced"])) < 1e-5
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_low_rank_identity_agrees_with_sqrtm(fr, case):
+    """README: eigenvalue formulations agree with SciPy's sqrtm to ~3e-7; tolerance 1e-5."""
+    got = frechet_distance_lowrank(fr.inputs[f"{case}_feats1"], fr.inputs[f"{case}_feats2"])
+    assert abs(got - float(fr.outputs[f"{case}_fd"])) < 1e-5
+
+
+def test_fid_from_features_uses_the_route_that_fits(fr):
+    big1, big2 = fr.inputs["regular_feats1"], fr.inputs["regular_feats2"]  # 64 samples x 16 dims: sqrtm route
+    small1, small2 = fr.inputs["rank_deficient_feats1"], fr.inputs["rank_deficient_feats2"]  # 10 x 16: low rank
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        assert abs(fid_from_features(big1, big2) - float(fr.outputs["regular_fd"])) < 1e-9
+        assert abs(fid_from_features(small1, small2) - float(fr.outputs["rank_deficient_fd"])) < 1e-5
 
 
 def test_identical_sets_are_not_clamped(fr):
