@@ -134,3 +134,13 @@ def test_missing_inception_weights_say_where_to_put_them(tmp_path, monkeypatch):
     monkeypatch.setenv("BLENDFIX_WEIGHTS", str(tmp_path))
     with pytest.raises(MissingWeightsError, match="pt_inception-2015-12-05-6726825d.pth"):
         load_fid_inception()
+
+
+def test_metric_checkpoints_are_registered():
+    from blendfix import registry
+    registry.load_all()
+    for name, filename in [("pt-inception-fid", "pt_inception-2015-12-05-6726825d.pth"),
+                           ("torchvision-alexnet", "alexnet-owt-7be5be79.pth"),
+                           ("lpips-alex-v0.1", "lpips_v0.1/alex.pth")]:
+        entry = registry.CHECKPOINTS[name]
+        assert entry.filename == filename and entry.url.startswith("https://") and entry.licence

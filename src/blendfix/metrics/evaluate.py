@@ -174,7 +174,9 @@ def _batched(net: Any, images: list[np.ndarray], device: torch.device, others: l
 
 
 def _fidelity(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return torch.stack([psnr(x, y), ssim(x, y), mae(x, y)], dim=1)
+    """``(B, 3)`` PSNR, SSIM, MAE, one image at a time (float64 SSIM of a 1024² image needs ~0.2 GB)."""
+    rows = [torch.cat([psnr(a, b), ssim(a, b), mae(a, b)]) for a, b in zip(x.split(1), y.split(1), strict=True)]
+    return torch.stack(rows)
 
 
 class _NoTF32:
@@ -344,8 +346,8 @@ def write_report(report: dict[str, Any], out_dir: Path, files: dict[str, dict[st
     names = list(files)
     columns = ["original"] + (["fused"] if "fused" in files else []) + [n for n in names if n != "fused"]
     attrs = {r["stem"]: r["attribute"] for r in report["per_image"]}
-    done = [s for s in sorted(attrs) if all(any(r["stem"] == s and r["method"] == n for r in report["per_image"])
-                                            for n in names)]
+    scored = {(r["stem"], r["method"]) for r in report["per_image"]}
+    done = [s for s in sorted(attrs) if all((s, n) in scored for n in names)]
     examples = _examples(done, attrs, figure_examples)
     if examples:
         rows = []

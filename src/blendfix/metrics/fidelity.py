@@ -67,32 +67,41 @@ def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (p - t).pow(2).flatten(1).mean(dim=1)
 
 
-def gaussian_window(sigma: float = SSIM_SIGMA, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """The 2-D SSIM window: outer product of normalised 1-D Gaussian taps, size 2*int(3.5 sigma + 0.5) + 1."""
+def gaussian_taps(sigma: float = SSIM_SIGMA, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The normalised 1-D Gaussian taps of the SSIM window, size ``2 * int(3.5 sigma + 0.5) + 1`` (11)."""
     radius = int(3.5 * sigma + 0.5)
     x = torch.arange(-radius, radius + 1, dtype=dtype)
     g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return torch.outer(g, g)
+    return g / g.sum()
+
+
+def _filter_1d(x: torch.Tensor, taps: torch.Tensor, dim: int) -> torch.Tensor:
+    """Valid 1-D correlation along ``dim`` as a weighted sum of shifted slices (fast in float64 on CPU)."""
+    n = x.shape[dim] - taps.numel() + 1
+    out = taps[0] * x.narrow(dim, 0, n)
+    for k in range(1, taps.numel()):
+        out = out.add_(x.narrow(dim, k, n), alpha=taps[k].item())
+    return out
 
 
 def ssim_map(pred: torch.Tensor, target: torch.Tensor, sigma: float = SSIM_SIGMA) -> torch.Tensor:
-    """The SSIM map ``(B, 3, H, W)`` float64 of images in ``[0, 1]`` (same size as the input)."""
+    """The SSIM map ``(B, 3, H, W)`` float64 of images in ``[0, 1]`` (same size as the input).
+
+    The 2-D window is the outer product of the 1-D taps, applied as two 1-D passes (same result).
+    """
     p, t = _check_pair(pred, target, "ssim")
-    win = gaussian_window(sigma).to(p.device)
-    pad = win.shape[-1] // 2
+    g = gaussian_taps(sigma).to(p.device)
+    pad = g.numel() // 2
     if min(p.shape[-2:]) <= pad:
         raise ValueError(f"ssim: images must be larger than {pad} pixels per side; got {tuple(p.shape[-2:])}")
-    c = p.shape[1]
-    kernel = win.expand(c, 1, *win.shape).contiguous()
-
-    def filt(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.pad(x, (pad, pad, pad, pad), mode="reflect"), kernel, groups=c)
-
-    mu_x, mu_y = filt(p), filt(t)
-    var_x = (filt(p * p) - mu_x**2).clamp_min(0)
-    var_y = (filt(t * t) - mu_y**2).clamp_min(0)
-    cov = filt(p * t) - mu_x * mu_y
+    b = p.shape[0]
+    stack = torch.cat([p, t, p * p, t * t, p * t])  # (5B, C, H, W): all five filtered in one pass
+    stack = F.pad(stack, (pad, pad, pad, pad), mode="reflect")
+    stack = _filter_1d(_filter_1d(stack, g, dim=2), g, dim=3)
+    mu_x, mu_y, xx, yy, xy = stack.split(b)
+    var_x = (xx - mu_x**2).clamp_min(0)
+    var_y = (yy - mu_y**2).clamp_min(0)
+    cov = xy - mu_x * mu_y
     c1, c2 = SSIM_K1**2, SSIM_K2**2
     return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
 
