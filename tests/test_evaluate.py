@@ -164,6 +164,11 @@ def test_attribute_lookup_by_source_stem_and_unknown_files(folders):
     with pytest.raises(ValueError, match="img3, img4"):
         evaluate_dirs(folders / "orig", _methods(folders), attributes_from=folders / "manifest.jsonl",
                       lpips=False, fid=False, progress=False)
+    records[1]["attribute"] = "hat"
+    (folders / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.raises(ValueError, match=r"manifest.jsonl:2: .*'hat'"):
+        evaluate_dirs(folders / "orig", _methods(folders), attributes_from=folders / "manifest.jsonl",
+                      lpips=False, fid=False, progress=False)
 
 
 def test_bad_output_is_reported_and_fails_the_run(folders, tmp_path, capsys):

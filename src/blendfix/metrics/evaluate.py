@@ -83,8 +83,8 @@ def read_attributes(manifest: Path, stems: list[str]) -> dict[str, str]:
         try:
             rec = json.loads(line)
             attr = canonical(str(rec["attribute"]))
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(f"{path}:{n}: not a manifest record with an 'attribute' ({e}).") from e
+        except (ValueError, KeyError, TypeError) as e:  # bad JSON, no attribute, unknown attribute name
+            raise ValueError(f"{path}:{n}: not a manifest record with a known 'attribute' ({e}).") from e
         if "id" in rec:
             by_id[str(rec["id"])] = attr
         if rec.get("source"):
