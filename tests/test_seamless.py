@@ -112,20 +112,24 @@ def test_torch_matches_opencv_on_every_unshifted_case(sc):
         assert np.array_equal(ours[outside], d[outside]), f"{c['name']}: changed outside the rectangle"
 
 
-def test_torch_solution_satisfies_the_poisson_equation(sc):
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 2e-4), (torch.float32, 1e-2)])
+def test_torch_solution_satisfies_the_poisson_equation(sc, dtype, tol):
+    """lap(u) = div(v) before quantisation, to well under the 0.06-level margin truncation cares about.
+
+    (float64 is not exact to 1e-12 because the eigenvalues are rounded to float32 as OpenCV does.)
+    """
     s, d, m = _case(sc, 0)
-    src = torch.from_numpy(s).permute(2, 0, 1)[None].float()
-    dst = torch.from_numpy(d).permute(2, 0, 1)[None].float()
-    w = torch.from_numpy(m)[None, None].float() / 255
-    support = pt.mask_support(w)
-    (x, y, rw, rh), = pt.bounding_rects(support)
-    wc = torch.where(support, w, 0.0)[..., y:y + rh, x:x + rw]
-    patch, dc = src[..., y:y + rh, x:x + rw] * (wc > 0), dst[..., y:y + rh, x:x + rw]
+    src = torch.from_numpy(s).permute(2, 0, 1)[None].to(dtype)
+    dst = torch.from_numpy(d).permute(2, 0, 1)[None].to(dtype)
+    w = torch.from_numpy(m)[None, None].to(dtype) / 255
+    (x, y, rw, rh), = pt.bounding_rects(pt.mask_support(w))
+    patch, dc, wc = (t[..., y:y + rh, x:x + rw] for t in (src, dst, w))
     weights = pt.erode7(wc)
-    u = pt.solve_dirichlet(pt.poisson_rhs(patch, dc, weights))
+    rhs = pt.poisson_rhs(patch, dc, weights)
+    u = pt.solve_dirichlet(rhs)
     residual = pt.laplacian_residual(u, patch, dc, weights)
-    assert residual.abs().max() < 1e-3  # levels; the divergence itself reaches hundreds
-    assert pt.poisson_rhs(patch, dc, weights).abs().max() > 100
+    assert residual.abs().max() < tol  # levels; the divergence itself reaches hundreds
+    assert rhs.abs().max() > 100
 
 
 def test_erosion_is_a_7x7_minimum_with_zero_outside():
