@@ -191,6 +191,9 @@ def test_gradients_flow_without_quantisation():
     assert out.requires_grad and not torch.equal(out, out.floor())
     out.square().sum().backward()
     assert src64.grad.abs().sum() > 0 and dst64.grad.abs().sum() > 0
+    soft = mask.double().mul(0.8).requires_grad_()  # weights (eroded mask) get gradients too
+    seamless_clone(src64.detach(), dst64.detach(), soft, quantize=False).square().sum().backward()
+    assert soft.grad.abs().sum() > 0
     fn = lambda s, d: seamless_clone(s, d, mask.double(), quantize=False)  # noqa: E731
     s2, d2 = src64.detach().requires_grad_(), dst64.detach().requires_grad_()
     assert torch.autograd.gradcheck(fn, (s2, d2), eps=1e-6, atol=1e-5, fast_mode=True)
