@@ -98,6 +98,18 @@ def test_border_touching_mask_is_cloned_in_place(sc, backend):
         assert np.abs(raw.astype(int) - d).max() > 1  # what the plain OpenCV call does
 
 
+@pytest.mark.parametrize("backend", ["opencv", "torch"])
+@pytest.mark.parametrize("region", [(slice(None), slice(0, 21)), (slice(3, 30), slice(27, None)),
+                                    (slice(None), slice(None)), (slice(0, 13), slice(4, 40))])
+def test_synthetic_border_masks_stay_in_place(backend, region):
+    rng = np.random.default_rng(8)
+    d = _smooth(rng, 40, 48)
+    m = np.zeros((40, 48), np.uint8)
+    m[region] = 255
+    out = seamless_clone(d, d, m, backend=backend)  # dst into itself: in place gives dst back (+-1)
+    assert np.abs(out.astype(int) - d).max() <= 1
+
+
 # ---- torch backend ----------------------------------------------------------------------------
 
 def test_torch_matches_opencv_on_every_unshifted_case(sc):
@@ -130,6 +142,20 @@ def test_torch_solution_satisfies_the_poisson_equation(sc, dtype, tol):
     residual = pt.laplacian_residual(u, patch, dc, weights)
     assert residual.abs().max() < tol  # levels; the divergence itself reaches hundreds
     assert rhs.abs().max() > 100
+
+
+@pytest.mark.parametrize("h, w", [(3, 3), (4, 5), (5, 4), (7, 12), (16, 9), (31, 30), (40, 57)])
+def test_torch_matches_opencv_on_small_and_odd_rectangles(h, w):
+    """Every rectangle size (odd and even DST lengths, down to a 1-pixel interior) agrees with OpenCV."""
+    rng = np.random.default_rng(h * 100 + w)
+    s, d = rng.integers(0, 256, (64, 72, 3), dtype=np.uint8), rng.integers(0, 256, (64, 72, 3), dtype=np.uint8)
+    m = np.zeros((64, 72), np.uint8)
+    m[5:5 + h, 9:9 + w] = 255
+    m[5 + h // 2, 9 + w // 2] = 200  # a soft value inside
+    ours, ref = seamless_clone(s, d, m), seamless_clone(s, d, m, backend="opencv")
+    _assert_close(ours, ref, {"max_abs": 1, "max_frac": 0.01}, f"{h}x{w}")
+    if h > 7 and w > 7:
+        assert np.abs(ours.astype(int) - d).max() > 10  # something was cloned
 
 
 def test_erosion_is_a_7x7_minimum_with_zero_outside():

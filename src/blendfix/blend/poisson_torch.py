@@ -1,21 +1,26 @@
 """Batched Poisson (seamless) cloning in torch, reproducing OpenCV's ``NORMAL_CLONE`` in place.
 
-Everything here works in 8-bit *levels* (values ``0..255`` as floats), like OpenCV. Per image:
+The solver works in 8-bit *levels* (values ``0..255`` as floats), like OpenCV; :func:`clone_levels`
+scales ``[0, 1]`` inputs to levels after cropping. Per image:
 
 1. the mask's outermost 1-pixel image frame is set to 0; ``rect`` = bounding rectangle of the
    remaining support (pixels whose mask is non-zero at 8-bit precision, ``mask >= 0.5 / 255``);
 2. weights ``M`` = the mask eroded by a 7x7 square (three 3x3 erosions), zero outside ``rect``;
-3. guidance ``v = M * grad(P) + (1 - M) * grad(D)`` with forward differences, where ``P`` is the
-   source with its out-of-mask pixels set to 0 and ``D`` the destination, both cropped to ``rect``;
+3. guidance ``v = M * grad(P) + (1 - M) * grad(D)`` with forward differences, ``P`` the source and
+   ``D`` the destination cropped to ``rect`` (OpenCV zeroes ``P`` outside the mask first; that changes
+   nothing, because ``M > 0`` only where the whole 7x7 neighbourhood lies inside the mask);
 4. the 5-point Poisson equation ``lap(u) = div(v)`` is solved on every interior pixel of ``rect``
-   with ``u = D`` on the rectangle's 1-pixel frame, by a discrete sine transform (DST-I, through
-   ``torch.fft.rfft``) and a division by the Laplacian's eigenvalues. The eigenvalues are rounded
-   to float32 exactly as OpenCV rounds them: that rounding (not the FFT) is what decides most of the
-   +-1 truncation differences against OpenCV, so matching it makes the outputs agree almost bit for bit.
+   with ``u = D`` on the rectangle's 1-pixel frame, exactly: a 2-D discrete sine transform (DST-I,
+   each axis one real FFT of length N+1), a division by the Laplacian's eigenvalues, and the inverse
+   transform. The eigenvalues are rounded to float32 as OpenCV rounds them: that rounding (not the FFT)
+   decides most of the +-1 truncation differences against OpenCV, so matching it makes the outputs
+   agree almost bit for bit;
+5. quantisation (optional) truncates like OpenCV: < 0 -> 0, > 255 -> 255, otherwise floor.
 
 Unlike OpenCV, the solution is always written back in place (no 1-pixel shift for masks that touch
 the image border), and images of a batch may have different masks and rectangles: rectangles of
-the same size are solved together in one batched transform.
+the same size are solved together in one batched transform, the others one by one (padding them to
+a common size would change the Dirichlet boundary, hence the result).
 """
 
 from __future__ import annotations
@@ -134,11 +139,6 @@ def dst_last(x: torch.Tensor) -> torch.Tensor:
 
 def _t(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(-1, -2).contiguous()
-
-
-def dst2(x: torch.Tensor) -> torch.Tensor:
-    """Unnormalised 2-D DST-I over the last two dims (applying it twice scales by (N+1)(M+1)/4)."""
-    return _t(dst_last(_t(dst_last(x))))
 
 
 def poisson_rhs(P: torch.Tensor, D: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
