@@ -133,7 +133,8 @@ def dst_last(x: torch.Tensor) -> torch.Tensor:
     Y = torch.fft.rfft(y, dim=-1)
     re = Y.real
     odd = torch.cumsum(re, dim=-1) - 0.5 * re[..., :1]
-    out = torch.stack([-Y.imag, odd], dim=-1).flatten(-2)  # X_0 (= 0), X_1, X_2, ...
+    # interleave X_0 (= 0), X_1, X_2, ... as the (real, imag) pairs of one complex tensor: one pass
+    out = torch.view_as_real(torch.complex(-Y.imag, odd)).flatten(-2)
     return out[..., 1:n + 1]
 
 
