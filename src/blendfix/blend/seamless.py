@@ -192,7 +192,8 @@ def seamless_clone(src: np.ndarray | torch.Tensor, dst: np.ndarray | torch.Tenso
     ``quantize=False`` (torch backend) the raw solution is returned, not clipped (it may leave
     ``[0, 1]`` slightly), differentiable w.r.t. ``src``, ``dst`` and ``mask``.
 
-    Outside each image's solved rectangle the output equals ``dst`` exactly. ``backend`` is
+    Outside each image's solved rectangle the output equals ``dst`` exactly (for tensors with
+    ``backend="opencv"``: up to the 8-bit round trip the whole image goes through). ``backend`` is
     ``"torch"`` or ``"opencv"``; ``center`` is ``"bbox"`` (in place), or for ``backend="opencv"``
     only ``"bbox_raw"`` / ``"paper"`` (see the module docstring).
     """
