@@ -76,6 +76,7 @@ def test_truncation_and_style_mixing_match_fixture(gen_fx):
     close(lat, out["latent_mix"], LAT)
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_discriminator_logits_and_features_match_fixture(disc_fx):
     d, x, out = disc_fx
