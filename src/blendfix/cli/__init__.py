@@ -44,19 +44,28 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors print one clear line (no traceback) and exit non-zero."""
+    """Entry point: user errors print one clear line (no traceback) and exit non-zero.
+
+    Called with ``argv=None`` (the console script) it exits the process; with a list it returns the code.
+    """
+    code = _run(argv)
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         rv = cli.main(args=argv, prog_name="blendfix", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
+    except click.exceptions.Exit as e:
+        return e.exit_code
     except click.ClickException as e:
         e.show()
         return e.exit_code
     except (BlendfixError, ValueError, FileNotFoundError) as e:
         click.echo(f"error: {e}", err=True)
         return 1
-    code = rv if isinstance(rv, int) else 0
-    if argv is None:
-        sys.exit(code)
-    return code
+    return rv if isinstance(rv, int) else 0
