@@ -39,7 +39,9 @@ def folders(tmp_path: Path) -> Path:
         write_image(tmp_path / "blendfix" / f"img{i}.png", np.clip(base + rng.normal(0, 0.02, base.shape), 0, 1))
         records.append({"id": f"item{i:03d}", "source": f"/photos/img{i}.jpg", "attribute": attr})
     (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    (tmp_path / "blendfix" / "runtime.json").write_text(json.dumps({"seconds_per_image": 0.25, "parameters": 1234567}))
+    runtime = {"method": "maresunet", "seconds_per_image": 0.25, "images": 5, "parameters": 1234567,
+               "device": "cpu", "precision": "float32"}  # as `blendfix clean` writes it
+    (tmp_path / "blendfix" / "runtime.json").write_text(json.dumps(runtime))
     return tmp_path
 
 
@@ -67,13 +69,14 @@ def test_report_files_have_the_tables_layout_and_skipped_metrics(folders, tmp_pa
     assert overall["blendfix"]["ssim"]["mean"] > overall["fused"]["ssim"]["mean"]
     assert overall["blendfix"]["mae"]["mean"] < overall["fused"]["mae"]["mean"]
     assert rep["tables"]["per_attribute"]["smile"]["fused"]["psnr"]["n"] == 2
-    assert rep["runtime"]["blendfix"] == {"seconds_per_image": 0.25, "parameters": 1234567}
+    assert rep["runtime"]["blendfix"] == {"seconds_per_image": 0.25, "parameters": 1234567, "device": "cpu",
+                                          "precision": "float32"}
     assert rep["runtime"]["fused"] is None
 
     md = (out / "report.md").read_text()
     assert "## Per attribute" in md and "## Overall" in md and "## Metrics not computed" in md
     assert "| Attribute | Method | N | PSNR ↑ | SSIM ↑ | MAE ↓ | LPIPS ↓ | FID ↓ | s / image | Params |" in md
-    assert "| 0.250 | 1.23 M |" in md
+    assert "| 0.250 (cpu, float32) | 1.23 M |" in md
 
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert len(rows) == 2 * (1 + 4)

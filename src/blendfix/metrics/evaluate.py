@@ -111,17 +111,22 @@ def read_attributes(manifest: Path, stems: list[str]) -> dict[str, str]:
     return out
 
 
-def read_runtime(folder: Path) -> tuple[dict[str, float] | None, str | None]:
-    """A method folder's ``runtime.json`` -> (``{"seconds_per_image", "parameters"}`` or None, warning or None)."""
+def read_runtime(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """A method folder's ``runtime.json`` -> (record or None, warning or None).
+
+    The record keeps ``seconds_per_image`` and ``parameters`` (numbers) and ``device``, ``precision``
+    (strings) where present, as ``blendfix clean`` writes them.
+    """
     path = Path(folder) / RUNTIME_FILE
     if not path.is_file():
         return None, None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        out: dict[str, float] = {k: float(data[k]) for k in ("seconds_per_image", "parameters")
+        out: dict[str, Any] = {k: float(data[k]) for k in ("seconds_per_image", "parameters")
                                  if data.get(k) is not None}
         if "parameters" in out and out["parameters"].is_integer():
             out["parameters"] = int(out["parameters"])
+        out.update({k: str(data[k]) for k in ("device", "precision") if data.get(k)})
     except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as e:
         return None, f"{path}: ignored, not a runtime record ({e})"
     return out or None, None

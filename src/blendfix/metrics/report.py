@@ -104,7 +104,9 @@ def _md_table(report: dict, blocks: list[tuple[str, dict]], with_runtime: bool) 
             cells = [attr if i == 0 else "", method, str(row["n"])] + [format_cell(row, m) for m in metrics]
             if with_runtime:
                 rt = report["runtime"].get(method) or {}
-                cells += [_num(rt.get("seconds_per_image"), 3), _params(rt.get("parameters"))]
+                where = ", ".join(rt[k] for k in ("device", "precision") if rt.get(k))
+                seconds = _num(rt.get("seconds_per_image"), 3) + (f" ({where})" if where else "")
+                cells += [seconds, _params(rt.get("parameters"))]
             lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -160,7 +162,7 @@ def write_csv(path: Path, report: dict) -> Path:
     header = ["attribute", "method", "n"]
     for m in metrics:
         header += ["fid"] if m == "fid" else [f"{m}_mean", f"{m}_std"]
-    header += ["seconds_per_image", "parameters"]
+    header += ["seconds_per_image", "parameters", "device", "precision"]
     blocks = [(OVERALL, report["tables"]["overall"])]
     if report["attributes"] != [OVERALL]:
         blocks += [(a, report["tables"]["per_attribute"][a]) for a in report["attributes"]]
@@ -172,7 +174,7 @@ def write_csv(path: Path, report: dict) -> Path:
                 v = row.get(m)
                 out += [_csv_value(v)] if m == "fid" else [_csv_value(v and v["mean"]), _csv_value(v and v["std"])]
             rt = (report["runtime"].get(method) or {}) if attr == OVERALL else {}
-            out += [_csv_value(rt.get("seconds_per_image")), _csv_value(rt.get("parameters"))]
+            out += [_csv_value(rt.get(k)) for k in ("seconds_per_image", "parameters", "device", "precision")]
             rows.append(out)
     return _atomic_write(Path(path), lambda: _csv_bytes(header, rows))
 
