@@ -172,7 +172,9 @@ class ResBlock(nn.Module):
 class Discriminator(nn.Module):
     """StyleGAN2 residual discriminator: RGB (B, 3, size, size) in [-1, 1] -> logits (B, 1).
 
-    The minibatch-stddev feature uses groups of ``min(B, 4)``: B must be divisible by that.
+    The minibatch-stddev feature uses groups of ``min(B, 4)`` samples (members b, b + B/G, ...), so
+    logits depend on the batch composition. When B is not divisible by that (the original then fails),
+    the largest group size that divides B is used (1 for a prime B > 4: a constant 1e-4 feature).
     """
 
     def __init__(self, size: int, channel_multiplier: int = 2, blur_kernel: Sequence[float] = BLUR,
@@ -205,8 +207,8 @@ class Discriminator(nn.Module):
         """Minibatch stddev + final conv + linears on trunk features (B, C4, 4, 4) -> logits (B, 1)."""
         b, c, h, w = out.shape
         group = min(b, self.stddev_group)
-        if b % group:
-            raise ValueError(f"batch size {b} must be divisible by {group} (minibatch-stddev group size)")
+        while b % group:  # the original requires divisibility; take the largest group that divides B
+            group -= 1
         sd = out.view(group, -1, 1, c, h, w)
         sd = torch.sqrt(sd.var(0, unbiased=False) + 1e-8).mean(dim=(2, 3, 4), keepdim=True).squeeze(2)
         out = torch.cat([out, sd.repeat(group, 1, h, w)], 1)
