@@ -14,9 +14,12 @@ beard         skin, l_brow, r_brow, nose, mouth,      -
               u_lip, l_lip, neck
 aging         skin, l_brow, r_brow, nose, neck        mouth, u_lip, l_lip
 smile         skin, l_brow, r_brow, nose              mouth, u_lip, l_lip
+face          skin, l_brow, r_brow, nose, mouth,      -
+              u_lip, l_lip
 ============  ======================================  ==================================
 
-Excluded always: l_eye, r_eye, eye_g.
+``face`` is not an edit attribute: it is the plain face region (the CLI's default when no
+attribute is given). Excluded always: l_eye, r_eye, eye_g.
 """
 
 from __future__ import annotations
@@ -39,14 +42,19 @@ MASK_CLASSES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "beard": (FACE + MOUTH + ("neck",), ()),
     "aging": (FACE + ("neck",), MOUTH),
     "smile": (FACE, MOUTH),
+    "face": (FACE + MOUTH, ()),
 }
+
+
+def _rule(attribute: str) -> str:
+    return "face" if attribute.strip().lower() == "face" else canonical(attribute)
 
 
 def mask_from_labels(fused_labels: np.ndarray, original_labels: np.ndarray, attribute: str) -> np.ndarray:
     """Apply the M_face rule to two (H, W) BiSeNet-order label maps -> float32 (H, W) in {0, 1}."""
     if fused_labels.shape != original_labels.shape:
         raise ValueError(f"label maps differ in size: {fused_labels.shape} vs {original_labels.shape}")
-    both, edited_only = MASK_CLASSES[canonical(attribute)]
+    both, edited_only = MASK_CLASSES[_rule(attribute)]
     m = region(fused_labels, both) & region(original_labels, both)
     if edited_only:
         m |= region(fused_labels, edited_only)
@@ -62,7 +70,7 @@ def face_mask(fused: np.ndarray, original: np.ndarray, attribute: str, parser=No
     Args:
         fused: float32 (H, W, 3) RGB in [0, 1] (or uint8): the fused or edited image.
         original: the original photo, same size.
-        attribute: eyebrows, beard, aging or smile (aliases accepted).
+        attribute: eyebrows, beard, aging or smile (aliases accepted), or ``face`` for the plain face region.
         parser: None (the offline landmark parser), a name for :func:`get_parser`, or any object with
             ``parse(image, source) -> (H, W) int64`` BiSeNet-order labels.
         fused_source, original_source: file names used in errors (e.g. no face found).
@@ -72,7 +80,7 @@ def face_mask(fused: np.ndarray, original: np.ndarray, attribute: str, parser=No
     """
     from . import get_parser
 
-    canonical(attribute)  # fail early on a bad attribute
+    _rule(attribute)  # fail early on a bad attribute
     check_same_size({f"fused {fused_source or ''}".strip(): np.asarray(fused),
                      f"original {original_source or ''}".strip(): np.asarray(original)})
     if parser is None or isinstance(parser, str):
