@@ -1,0 +1,90 @@
+"""Face-mask quality of the offline (landmark) parser against reference CelebAMask-HQ label maps.
+
+For every ``faces/celebamask_hq_*/N.jpg`` with a reference ``parsing/celebamask_hq_*/N.png``
+(CelebAMask-HQ label order, 512x512; upsampled nearest for 1024 faces), compare the region
+skin + brows + nose + mouth + lips (eyes and glasses excluded) of our label map with the reference's
+same region: IoU per image, mean and worst. Also per-class IoU of the classes the parser draws.
+
+    PYTHONPATH=src OMP_NUM_THREADS=1 python bench/parsing_iou.py [--data ../shared/data] [--append]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from blendfix.io import read_image  # noqa: E402
+from blendfix.parsing.labels import celebamask_to_bisenet, region  # noqa: E402
+from blendfix.parsing.landmark_parser import LandmarkParser  # noqa: E402
+
+FACE_REGION = ("skin", "l_brow", "r_brow", "nose", "mouth", "u_lip", "l_lip")
+PER_CLASS = {"skin": ("skin",), "brows": ("l_brow", "r_brow"), "eyes": ("l_eye", "r_eye"), "nose": ("nose",),
+             "mouth+lips": ("mouth", "u_lip", "l_lip"), "neck": ("neck",)}
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def pairs(data: Path) -> list[tuple[Path, Path]]:
+    out = []
+    for face in sorted(data.glob("faces/celebamask_hq_*/*.jpg")):
+        ref = data / "parsing" / face.parent.name / (face.stem + ".png")
+        if ref.is_file():
+            out.append((face, ref))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--no-refine", action="store_true", help="geometry only (no skin-colour refinement)")
+    ap.add_argument("--append", action="store_true", help="append the table to BENCHMARKS.md")
+    args = ap.parse_args()
+    parser = LandmarkParser(refine=not args.no_refine)
+    rows, per_class = [], {k: [] for k in PER_CLASS}
+    t0 = time.perf_counter()
+    for face, ref_path in pairs(args.data):
+        image = read_image(face)
+        ref = celebamask_to_bisenet(cv2.imread(str(ref_path), cv2.IMREAD_GRAYSCALE))
+        if ref.shape != image.shape[:2]:
+            ref = cv2.resize(ref.astype(np.uint8), image.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+        ours = parser.parse(image, face)
+        rows.append((f"{face.parent.name}/{face.name}", iou(region(ours, FACE_REGION), region(ref, FACE_REGION))))
+        for k, names in PER_CLASS.items():
+            if region(ref, names).any():
+                per_class[k].append(iou(region(ours, names), region(ref, names)))
+    elapsed = time.perf_counter() - t0
+    if not rows:
+        sys.exit(f"no celebamask_hq faces with reference maps under {args.data}")
+    values = np.array([r[1] for r in rows])
+    worst = rows[int(values.argmin())]
+    cmd = "PYTHONPATH=src OMP_NUM_THREADS=1 python bench/parsing_iou.py" + (" --no-refine" if args.no_refine else "")
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"`{cmd}` ({stamp}; {len(rows)} images, {elapsed / len(rows) * 1000:.0f} ms/image including "
+             "reading, on the shared 2-core CPU).", "",
+             "| face region (skin+brows+nose+mouth+lips, eyes excluded) | value |", "|---|---|",
+             f"| mean IoU | {values.mean():.4f} |", f"| median IoU | {np.median(values):.4f} |",
+             f"| worst IoU | {worst[1]:.4f} ({worst[0]}) |", "",
+             "| class (per-class IoU, mean over images that have it) | mean | n |", "|---|---|---|"]
+    lines += [f"| {k} | {np.mean(v):.4f} | {len(v)} |" for k, v in per_class.items() if v]
+    lines += ["", "Per image: " + ", ".join(f"{n} {v:.3f}" for n, v in rows) + "."]
+    text = "\n".join(lines)
+    print(text)
+    if args.append:
+        with open(ROOT / "BENCHMARKS.md", "a", encoding="utf-8") as fh:
+            fh.write("\n## Face mask quality\n\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()
