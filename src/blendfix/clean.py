@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from .tiling import crop, pad_square, padded_side, tiled
 
 METHODS = ("auto", "network", "poisson", "fused")
 #: the registered checkpoint `network` uses when no weights are named
-DEFAULT_WEIGHTS = "diffcampp-maresunet"
+DEFAULT_WEIGHTS = "maresunet-diffcampp"
 
 
 @dataclass
@@ -42,7 +43,7 @@ class CleanConfig:
     batch_size: int = 4
     tile: int = 1024  # largest padded side run in one piece; larger images are tiled
     overlap: int = 128
-    attribute: str | None = None  # face-mask rule for `poisson` (default: smile's, the widest)
+    attribute: str | None = None  # face-mask rule for `poisson` (default: the plain face region)
     backend: str = "torch"  # Poisson backend
 
 
@@ -58,6 +59,15 @@ def prepare_fused(original: np.ndarray, fused: np.ndarray | None = None, edited:
     return np.asarray(fuse(edited, original, mask), np.float32)
 
 
+def load_network(weights: str, device: torch.device) -> torch.nn.Module:
+    """A trained cleaner from a registered name, an exported file, a run folder or a checkpoint."""
+    from .registry import checkpoint_path
+    from .train.export import load_cleaner
+
+    path = Path(weights).expanduser()
+    return load_cleaner(path if path.exists() else checkpoint_path(weights), device)
+
+
 class Cleaner:
     """Loads what a method needs once, then cleans any number of pairs."""
 
@@ -70,9 +80,7 @@ class Cleaner:
         self.net = network
         self.method = self._choose_method()
         if self.method == "network" and self.net is None:
-            from .nets.maresunet import load_cleaner
-
-            self.net = load_cleaner(cfg.weights or DEFAULT_WEIGHTS, self.device)
+            self.net = load_network(cfg.weights or DEFAULT_WEIGHTS, self.device)
         if self.net is not None:
             self.net = self.net.to(self.device).eval()
         self.seconds = 0.0
@@ -118,7 +126,7 @@ class Cleaner:
         from .io import to_uint8
         from .parsing import face_mask
 
-        m = face_mask(fused, original, self.config.attribute or "smile")
+        m = face_mask(fused, original, self.config.attribute or "face")
         if not m.any():
             warnings.warn("empty face mask: returning the original unchanged", stacklevel=2)
             return np.asarray(original, np.float32)

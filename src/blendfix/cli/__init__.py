@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 
 import click
@@ -68,4 +69,10 @@ def _run(argv: list[str] | None) -> int:
     except (BlendfixError, ValueError, FileNotFoundError) as e:
         click.echo(f"error: {e}", err=True)
         return 1
+    except Exception as e:  # a bug, not a user error: one line unless BLENDFIX_DEBUG=1 asks for the traceback
+        if os.environ.get("BLENDFIX_DEBUG"):
+            raise
+        click.echo(f"internal error: {type(e).__name__}: {e} (rerun with BLENDFIX_DEBUG=1 for the traceback "
+                   "and please report it)", err=True)
+        return 2
     return rv if isinstance(rv, int) else 0
