@@ -5,7 +5,8 @@
   displayed image is returned). 16-bit files keep their precision (divided by 65535).
 * :func:`read_mask` returns ``float32`` ``(H, W)`` in ``[0, 1]``; an RGB mask is reduced to one channel.
 * :func:`write_image` / :func:`write_mask` write atomically (temporary file + rename in the same
-  folder), so an interrupted run never leaves a half-written output. Inputs are never modified.
+  folder), so an interrupted run never leaves a half-written output; files get the usual permissions
+  (``0666`` less the umask), not the temporary file's private ``0600``. Inputs are never modified.
 
 Every failure raises :class:`~blendfix.errors.ImageReadError` naming the file and what to do.
 """
@@ -30,6 +31,17 @@ MIN_SIDE = 32
 DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def _file_mode() -> int:
+    """Permissions a plainly created file gets under the process umask (``0o666 & ~umask``)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+#: mode of written files; ``mkstemp`` would leave them private (0600) whatever the umask says
+_FILE_MODE = _file_mode()
 
 
 def max_pixels_limit() -> int:
@@ -167,6 +179,7 @@ def _atomic_write(path: Path, encode) -> Path:
             fh.write(encode())
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
