@@ -14,8 +14,10 @@ Images are numpy ``float32 (H, W, 3)`` RGB in ``[0, 1]`` in and out.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,13 +51,18 @@ class CleanConfig:
 
 def prepare_fused(original: np.ndarray, fused: np.ndarray | None = None, edited: np.ndarray | None = None,
                   mask: np.ndarray | None = None) -> np.ndarray:
-    """F itself, or F = T * M + I * (1 - M) when given (edited, mask); sizes are checked."""
+    """F itself, or F = T * M + I * (1 - M) when given (edited, mask); sizes are checked.
+
+    An empty mask (all zero) gives F = I, the defined no-op, with a warning.
+    """
     if fused is not None:
         check_same_size({"original": original, "fused": fused})
         return np.asarray(fused, np.float32)
     if edited is None or mask is None:
         raise ValueError("give either the fused image, or the edited image and its mask")
     check_same_size({"original": original, "edited": edited, "mask": mask})
+    if not np.any(np.asarray(mask)):
+        warnings.warn("the mask is empty (all zero): the fused image is the original, unchanged", stacklevel=2)
     return np.asarray(fuse(edited, original, mask), np.float32)
 
 
@@ -104,31 +111,42 @@ class Cleaner:
     def parameters(self) -> int:
         return sum(p.numel() for p in self.net.parameters()) if self.net is not None else 0
 
-    def __call__(self, originals: list[np.ndarray], fuseds: list[np.ndarray]) -> list[np.ndarray]:
-        """Clean a list of pairs (each pair one size); returns float32 ``(H, W, 3)`` images in [0, 1]."""
-        if len(originals) != len(fuseds):
-            raise ValueError(f"{len(originals)} originals but {len(fuseds)} fused images")
-        for i, (o, f) in enumerate(zip(originals, fuseds, strict=True)):
-            check_same_size({f"original #{i}": o, f"fused #{i}": f})
+    def __call__(self, originals: list[np.ndarray], fuseds: list[np.ndarray],
+                 sources: Sequence[tuple[str | os.PathLike, str | os.PathLike]] | None = None) -> list[np.ndarray]:
+        """Clean a list of pairs (each pair one size); returns float32 ``(H, W, 3)`` images in [0, 1].
+
+        ``sources``: the (original, fused) file of each pair, named in errors (e.g. no face found).
+        """
+        if len(originals) != len(fuseds) or (sources is not None and len(sources) != len(originals)):
+            raise ValueError(f"{len(originals)} originals but {len(fuseds)} fused images"
+                             + (f" and {len(sources)} sources" if sources is not None else ""))
+        names = list(sources) if sources is not None else [(f"original #{i}", f"fused #{i}")
+                                                           for i in range(len(originals))]
+        for (o, f), (on, fn) in zip(zip(originals, fuseds, strict=True), names, strict=True):
+            check_same_size({f"original {os.fspath(on)}": o, f"fused {os.fspath(fn)}": f})
         start = time.perf_counter()
         if self.method == "fused":
             out = [np.asarray(f, np.float32) for f in fuseds]
         elif self.method == "poisson":
-            out = [self._poisson(o, f) for o, f in zip(originals, fuseds, strict=True)]
+            out = [self._poisson(o, f, *(n if sources is not None else (None, None)))
+                   for o, f, n in zip(originals, fuseds, names, strict=True)]
         else:
             out = self._network_all(originals, fuseds)
         self.seconds += time.perf_counter() - start
         self.count += len(out)
         return out
 
-    def _poisson(self, original: np.ndarray, fused: np.ndarray) -> np.ndarray:
+    def _poisson(self, original: np.ndarray, fused: np.ndarray, original_source: str | os.PathLike | None = None,
+                 fused_source: str | os.PathLike | None = None) -> np.ndarray:
         from .blend import seamless_clone
         from .io import to_uint8
         from .parsing import face_mask
 
-        m = face_mask(fused, original, self.config.attribute or "face")
+        m = face_mask(fused, original, self.config.attribute or "face", fused_source=fused_source,
+                      original_source=original_source)
         if not m.any():
-            warnings.warn("empty face mask: returning the original unchanged", stacklevel=2)
+            warnings.warn(f"{fused_source or 'fused image'}: empty face mask: returning the original unchanged",
+                          stacklevel=2)
             return np.asarray(original, np.float32)
         out = seamless_clone(to_uint8(fused), to_uint8(original), (m > 0.5).astype(np.uint8) * 255,
                              backend=self.config.backend)

@@ -1,8 +1,14 @@
-"""`blendfix clean -i ORIGINAL --fused FUSED -o DIR`: remove blending artifacts from fused images."""
+"""`blendfix clean -i ORIGINAL --fused FUSED -o DIR`: remove blending artifacts from fused images.
+
+``-i`` and ``--fused`` (or ``--edited``) are two files, or two folders paired by name stem; ``--mask``
+is a file (serving every original) or a folder. A pair that fails (unreadable, sizes differ, no face
+for ``poisson``) is skipped and listed at the end, and the exit code is 1.
+"""
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import click
@@ -13,17 +19,27 @@ from ..io import _atomic_write, list_images, match_by_stem, read_image, read_mas
 from .common import device_options, progress, report_failures
 
 
+def _match(origs: list[Path], other: Path, name: str, serves_all: bool = False) -> dict[Path, Path]:
+    """A file pairs with the one original (or, ``serves_all``, with every original); a folder by stem."""
+    if other.is_file():
+        if len(origs) > 1 and not serves_all:
+            raise click.UsageError(f"--{name} {other} is one file but -i holds {len(origs)} images; "
+                                   f"pass a folder of {name} images with the same names")
+        return {o: other for o in origs}
+    return match_by_stem(origs, list_images(other), name)
+
+
 def _pairs(original: Path, fused: Path | None, edited: Path | None, mask: Path | None) -> list[dict]:
     origs = list_images(original)
     if not origs:
         raise click.UsageError(f"{original}: no images found")
     if fused is not None:
-        fmap = match_by_stem(origs, list_images(fused), "fused")
+        fmap = _match(origs, fused, "fused")
         return [{"original": o, "fused": fmap[o]} for o in origs]
     if edited is None or mask is None:
         raise click.UsageError("give --fused, or both --edited and --mask")
-    emap = match_by_stem(origs, list_images(edited), "edited")
-    mmap = match_by_stem(origs, list_images(mask), "mask")
+    emap = _match(origs, edited, "edited")
+    mmap = _match(origs, mask, "mask", serves_all=True)
     return [{"original": o, "edited": emap[o], "mask": mmap[o]} for o in origs]
 
 
@@ -37,7 +53,19 @@ def _load(pair: dict) -> tuple:
             raise BlendfixError(f"{pair['original'].name} / {pair['fused'].name}: {e}") from e
     edited = read_image(pair["edited"])
     m = read_mask(pair["mask"], size=orig.shape[:2])
-    return orig, prepare_fused(orig, None, edited, m)
+    try:
+        return orig, prepare_fused(orig, None, edited, m)
+    except ValueError as e:
+        raise BlendfixError(f"{pair['original'].name} / {pair['edited'].name}: {e}") from e
+
+
+def _other(pair: dict) -> Path:
+    return pair.get("fused", pair.get("edited"))
+
+
+def _echo_warnings(caught: list[warnings.WarningMessage], name: str) -> None:
+    for w in caught:
+        click.echo(f"warning: {name}: {w.message}", err=True)
 
 
 @click.command("clean")
@@ -58,26 +86,48 @@ def cmd(original: Path, fused: Path | None, edited: Path | None, mask: Path | No
         precision: str) -> int:
     """Clean fused images: outputs keep the originals' names, plus runtime.json for `evaluate`."""
     pairs = _pairs(original, fused, edited, mask)
-    cleaner = Cleaner(CleanConfig(method=method, weights=weights, device=device, precision=precision,
-                                  batch_size=batch_size, tile=tile, attribute=attribute))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cleaner = Cleaner(CleanConfig(method=method, weights=weights, device=device, precision=precision,
+                                      batch_size=batch_size, tile=tile, attribute=attribute))
+    _echo_warnings(caught, "clean")
     failures: list[tuple[str, str]] = []
-    batch: list[tuple[Path, object, object]] = []
+    batch: list[tuple[dict, object, object]] = []
+    user_errors = (BlendfixError, ValueError, FileNotFoundError)
+
+    def run(items: list[tuple[dict, object, object]]) -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            outs = cleaner([b[1] for b in items], [b[2] for b in items],
+                           [(b[0]["original"], _other(b[0])) for b in items])
+        _echo_warnings(caught, items[0][0]["original"].name if len(items) == 1 else "clean")
+        for (pair, _, _), img in zip(items, outs, strict=True):
+            write_image(out_dir / f"{pair['original'].stem}.png", img)
 
     def flush() -> None:
+        """Clean the batch; if it fails, clean its pairs one by one so one bad pair skips only itself."""
         if not batch:
             return
-        outs = cleaner([b[1] for b in batch], [b[2] for b in batch])
-        for (src, _, _), img in zip(batch, outs, strict=True):
-            write_image(out_dir / f"{src.stem}.png", img)
+        try:
+            run(batch)
+        except user_errors:
+            for item in batch:
+                try:
+                    run([item])
+                except user_errors as e:
+                    failures.append((item[0]["original"].name, str(e)))
         batch.clear()
 
     for pair in progress(pairs, f"clean ({cleaner.method})", total=len(pairs)):
         try:
-            orig, fz = _load(pair)
-        except (BlendfixError, ValueError, FileNotFoundError) as e:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                orig, fz = _load(pair)
+            _echo_warnings(caught, pair["original"].name)
+        except user_errors as e:
             failures.append((pair["original"].name, str(e)))
             continue
-        batch.append((pair["original"], orig, fz))
+        batch.append((pair, orig, fz))
         if len(batch) >= batch_size:
             flush()
     flush()
