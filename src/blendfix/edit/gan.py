@@ -136,7 +136,8 @@ class GanEditor:
         if attr not in self._dirs:
             n = self.generator.n_latent
             src = self.directions.get(attr, attr)
-            d = normalise_direction(src, n) if isinstance(src, torch.Tensor) else load_direction(src, n)
+            d = (normalise_direction(src, n) if isinstance(src, torch.Tensor)
+                 else load_direction(src, n, dim=self.generator.style_dim))
             if d.shape[-1] != self.generator.style_dim:
                 raise ValueError(f"{attr}: direction width {d.shape[-1]} != generator style_dim "
                                  f"{self.generator.style_dim}")
