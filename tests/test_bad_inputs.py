@@ -475,3 +475,24 @@ def test_synth_item_id_keeps_a_unicode_name(bad, tmp_path, capsys):
     assert code == 0, text
     (item,) = (tmp_path / "out" / "items").iterdir()
     assert item.name.startswith("лицо")
+
+
+@pytest.mark.parametrize("command", ["blend", "clean"])
+def test_output_folder_holding_the_inputs_never_overwrites_them(bad, tmp_path, capsys, command):
+    """`-o` = the input folder: outputs named after the originals would replace them; refused up front."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy2(bad / "лицо 1.png", folder / "лицо 1.png")
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy2(bad / "no_face.png", other / "лицо 1.png")
+    before = fingerprint(folder / "лицо 1.png")
+    if command == "blend":
+        mask = write_mask(tmp_path / "m.png", ellipse_mask(256, 256))
+        args = ["blend", "-i", folder, "--edited", other, "--mask", mask, "--device", "cpu", "-o", folder]
+    else:
+        args = ["clean", "-i", folder, "--fused", other, "--method", "fused", "--device", "cpu", "-o", folder]
+    code, text = cli(capsys, *args)
+    assert code == 1 and "лицо 1.png" in text and "overwrite" in text and "-o" in text
+    assert fingerprint(folder / "лицо 1.png") == before
+    assert sorted(p.name for p in folder.iterdir()) == ["лицо 1.png"]

@@ -16,7 +16,7 @@ import click
 from ..clean import METHODS, CleanConfig, Cleaner, prepare_fused
 from ..errors import BlendfixError
 from ..io import _atomic_write, list_images, match_by_stem, read_image, read_mask, write_image
-from .common import device_options, progress, report_failures
+from .common import device_options, progress, refuse_overwriting_inputs, report_failures
 
 
 def _match(origs: list[Path], other: Path, name: str, serves_all: bool = False) -> dict[Path, Path]:
@@ -86,6 +86,8 @@ def cmd(original: Path, fused: Path | None, edited: Path | None, mask: Path | No
         precision: str) -> int:
     """Clean fused images: outputs keep the originals' names, plus runtime.json for `evaluate`."""
     pairs = _pairs(original, fused, edited, mask)
+    refuse_overwriting_inputs([out_dir / f"{p['original'].stem}.png" for p in pairs] + [out_dir / "runtime.json"],
+                              [f for p in pairs for f in p.values()])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         cleaner = Cleaner(CleanConfig(method=method, weights=weights, device=device, precision=precision,

@@ -58,6 +58,16 @@ def report_failures(failures: list[tuple[str, str]], done: int, what: str = "fil
     return 0
 
 
+def refuse_overwriting_inputs(outputs: Iterable[Path], inputs: Iterable[Path]) -> None:
+    """Raise before any work when an output file would replace an input file (``-o`` = an input folder)."""
+    given = {Path(p).resolve() for p in inputs}
+    clash = sorted({Path(o) for o in outputs if Path(o).resolve() in given})
+    if clash:
+        more = f" (and {len(clash) - 1} more)" if len(clash) > 1 else ""
+        raise BlendfixError(f"{clash[0]}: the output would overwrite this input file{more}; inputs are never "
+                            "modified, so choose another output folder with -o.")
+
+
 def out_path(out_dir: Path, src: Path, suffix: str = ".png", tag: str = "") -> Path:
     """Output file for ``src`` in ``out_dir``: same stem (unicode kept), optional tag, given suffix."""
     return Path(out_dir) / f"{src.stem}{tag}{suffix}"
