@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 from conftest import need
 from PIL import Image, ImageFile
 
@@ -230,6 +231,9 @@ def _check_values(command: str, src: Path, out: Path, outputs: dict) -> None:
     elif command == "mask":  # a face region, inside the image, not everything
         m = read_mask(out / fname)
         assert 0.02 < m.mean() < 0.8
+        if src.name == "two_faces.png":  # one face (the largest), not both
+            half = m.shape[1] // 2
+            assert min(m[:, :half].sum(), m[:, half:].sum()) < 0.02 * m.sum()
 
 
 def _check_synth_item(out: Path, name: str) -> None:
@@ -411,6 +415,13 @@ def test_mismatch_and_odd_size_through_the_clean_api(bad):
     odd = read_image(bad / "odd_513x511.png")
     assert odd.shape == (511, 513, 3)
     assert clean(odd, odd, method="fused", device="cpu").shape == (511, 513, 3)
+    # the network pads to a square multiple of 32 and crops back, whole or in tiles
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(6, 3, 3, padding=1)
+    whole = clean(odd, odd, network=net, device="cpu")
+    tiles = clean(odd, odd, network=net, device="cpu", tile=256, overlap=64)
+    assert whole.shape == tiles.shape == (511, 513, 3)
+    np.testing.assert_allclose(tiles, whole, atol=1e-5)  # a 3x3 net: tiling leaves no seam
 
 
 def test_evaluate_lists_a_corrupt_output_and_reports_the_rest(bad, tmp_path, capsys):
@@ -421,12 +432,15 @@ def test_evaluate_lists_a_corrupt_output_and_reports_the_rest(bad, tmp_path, cap
         shutil.copy2(bad / src, originals / f"{stem}.png")
     shutil.copy2(bad / "truncated.png", outputs / "a.png")  # a half-written output of some other tool
     shutil.copy2(bad / "palette.png", outputs / "b.png")
+    shutil.copy2(bad / "mismatch_original.png", originals / "c.png")
+    shutil.copy2(bad / "mismatch_fused.png", outputs / "c.png")
     before = fingerprint(outputs / "a.png")
     report = tmp_path / "report"
     code, text = cli(capsys, "evaluate", "--originals", originals, "--method", f"x={outputs}", "-o", report,
                      "--no-lpips", "--no-fid", "--device", "cpu")
     assert code == 1
     assert str(outputs / "a.png") in text and "corrupt or truncated" in text
+    assert str(outputs / "c.png") in text and "128x128" in text and "256x256" in text
     rows = (report / "per_image.csv").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 2 and rows[1].startswith("b,")  # the readable file is still measured
     assert leftovers(report) == []
