@@ -366,6 +366,14 @@ def test_masks_through_the_seamless_api(bad):
     full = to_uint8(read_mask(bad / "mask_all_one.png"))
     a, b = seamless_clone(src, dst, full), seamless_clone(src, dst, full, backend="opencv")
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 2  # OpenCV agrees on a border-touching mask
+    soft = to_uint8(read_mask(bad / "mask_soft.png"))
+    c, d = seamless_clone(src, dst, soft), seamless_clone(src, dst, soft, backend="opencv")
+    assert np.abs(c.astype(int) - d.astype(int)).max() <= 2  # soft weights read the same way by both
+    with pytest.raises(ValueError, match="mask 128x128 does not match the images 256x256"):
+        seamless_clone(src, dst, to_uint8(read_mask(bad / "mask_wrong_size.png")))
+    small = to_uint8(read_image(bad / PAIR[1]))
+    with pytest.raises(ValueError, match="128x128 and dst 256x256"):
+        seamless_clone(small, to_uint8(read_image(bad / PAIR[0])), full)
 
 
 @pytest.mark.parametrize("mask_name", MASKS)
