@@ -273,6 +273,18 @@ def test_16bit_gray_keeps_full_precision(bad):
     assert np.unique(img).size > 256  # finer than 8 bits
 
 
+@pytest.mark.parametrize("mode", ["F", "I"])
+def test_32bit_tiff_is_refused_not_misread(tmp_path, capsys, mode):
+    """Beyond the 27: float / 32-bit integer samples have no fixed white level (they read as black or > 1)."""
+    values = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    path = tmp_path / "deep.tiff"
+    Image.fromarray(values if mode == "F" else (values * 1e6).astype(np.int32), mode=mode).save(path)
+    with pytest.raises(ImageReadError, match=r"deep\.tiff: .*32-bit.* not supported"):
+        read_image(path)
+    code, text = cli(capsys, "clean", "-i", path, "--fused", path, "--method", "fused", "-o", tmp_path / "out")
+    assert code == 1 and "deep.tiff" in text and "16-bit PNG" in text
+
+
 def test_bomb_is_refused_before_decoding(bad, monkeypatch):
     def decode(*_a, **_k):
         raise AssertionError("decoded")

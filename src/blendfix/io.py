@@ -80,10 +80,17 @@ def _is_16bit(img: Image.Image, data: bytes) -> bool:
     return False
 
 
+def _unsupported_depth(path: Path, what: str) -> ImageReadError:
+    return ImageReadError(f"{path}: {what} pixels are not supported (8 or 16 bits per channel only); "
+                          "convert the file, e.g. to a 16-bit PNG.")
+
+
 def _decode_16bit(path: Path, data: bytes) -> np.ndarray:
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise ImageReadError(f"{path}: corrupt or truncated 16-bit image; re-export the file.")
+    if arr.dtype not in (np.uint8, np.uint16):  # 32-bit integer or float samples: no fixed white level
+        raise _unsupported_depth(path, f"{arr.dtype} ({arr.dtype.itemsize * 8}-bit)")
     arr = arr.astype(np.float32) / (65535.0 if arr.dtype == np.uint16 else 255.0)
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
@@ -132,6 +139,8 @@ def read_image(path: str | os.PathLike, *, min_side: int = MIN_SIDE,
     img = _open(path, data)
     _check_size(path, img.width, img.height, min_side, max_pixels)
     try:
+        if img.mode == "F":
+            raise _unsupported_depth(path, "32-bit floating-point")
         if _is_16bit(img, data):
             return _apply_exif(img, _decode_16bit(path, data))
         img.load()
