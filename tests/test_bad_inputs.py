@@ -530,3 +530,18 @@ def test_output_folder_holding_the_inputs_never_overwrites_them(bad, tmp_path, c
     assert code == 1 and "лицо 1.png" in text and "overwrite" in text and "-o" in text
     assert fingerprint(folder / "лицо 1.png") == before
     assert sorted(p.name for p in folder.iterdir()) == ["лицо 1.png"]
+
+
+@pytest.mark.parametrize("command", ["edit", "clean_fused", "blend", "mask"])
+def test_an_output_path_that_is_a_file_is_a_clear_error(bad, tmp_path, capsys, command):
+    if not has_verb(VERB[command]):
+        pytest.skip(f"`blendfix {VERB[command]}` is not on this branch yet")
+    src = tmp_path / "in" / REF
+    src.parent.mkdir()
+    shutil.copy2(bad / REF, src)
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    args, _ = BUILD[command](src, taken / "sub" if command == "mask" else taken, displayed_size(src))
+    code, text = cli(capsys, *args)
+    assert code != 0 and str(taken) in text
+    assert taken.read_text() == "not a folder"

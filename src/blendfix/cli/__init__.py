@@ -69,6 +69,9 @@ def _run(argv: list[str] | None) -> int:
     except (BlendfixError, ValueError, FileNotFoundError) as e:
         click.echo(f"error: {e}", err=True)
         return 1
+    except OSError as e:  # the file system said no (an output path that is a file, no permission, disk full)
+        click.echo(f"error: {e}; check the paths given and that the output folder is writable.", err=True)
+        return 1
     except Exception as e:  # a bug, not a user error: one line unless BLENDFIX_DEBUG=1 asks for the traceback
         if os.environ.get("BLENDFIX_DEBUG"):
             raise

@@ -74,7 +74,7 @@ def _echo_warnings(caught: list[warnings.WarningMessage], name: str) -> None:
 @click.option("--fused", type=click.Path(exists=True, path_type=Path), help="Fused image(s), same names.")
 @click.option("--edited", type=click.Path(exists=True, path_type=Path), help="Edited image(s) T (with --mask).")
 @click.option("--mask", type=click.Path(exists=True, path_type=Path), help="Mask(s) M for fusing T into I.")
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,
               help="auto = network when weights exist, else poisson.")
 @click.option("--weights", default=None, help="Registered name, run folder or weights file of the network.")
