@@ -545,3 +545,23 @@ def test_an_output_path_that_is_a_file_is_a_clear_error(bad, tmp_path, capsys, c
     code, text = cli(capsys, *args)
     assert code != 0 and str(taken) in text
     assert taken.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("command", ["blend", "clean"])
+@pytest.mark.parametrize("where", ["originals", "others"])
+def test_two_files_sharing_a_stem_are_refused_not_overwritten(bad, tmp_path, capsys, command, where):
+    """`a.png` and `a.jpg`: as originals both would write out/a.png; as partners which one pairs is unclear."""
+    orig, other = tmp_path / "orig", tmp_path / "other"
+    for d in (orig, other):
+        d.mkdir()
+        shutil.copy2(bad / REF, d / "a.png")
+    shutil.copy2(bad / "exif_rotated.jpg", (orig if where == "originals" else other) / "a.jpg")
+    out = tmp_path / "out"
+    if command == "blend":
+        mask = write_mask(tmp_path / "m.png", ellipse_mask(256, 256))
+        args = ["blend", "-i", orig, "--edited", other, "--mask", mask, "--device", "cpu", "-o", out]
+    else:
+        args = ["clean", "-i", orig, "--fused", other, "--method", "fused", "--device", "cpu", "-o", out]
+    code, text = cli(capsys, *args)
+    assert code == 1 and "a.png" in text and ("same output" in text or "share the name stem" in text), text
+    assert not out.exists() or not list(out.iterdir())

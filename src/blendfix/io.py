@@ -266,8 +266,13 @@ def list_images(path: str | os.PathLike) -> list[Path]:
 
 
 def match_by_stem(primary: list[Path], other: list[Path], other_name: str) -> dict[Path, Path]:
-    """Pair files by name stem; raises ``ValueError`` listing unmatched primaries."""
-    by_stem = {f.stem: f for f in other}
+    """Pair files by name stem; raises ``ValueError`` listing unmatched primaries, or stems held twice."""
+    by_stem: dict[str, Path] = {}
+    for f in other:
+        if f.stem in by_stem:
+            raise ValueError(f"{f.parent}: {by_stem[f.stem].name} and {f.name} share the name stem {f.stem!r}, "
+                             f"so which {other_name} file to use is unclear; keep one per stem.")
+        by_stem[f.stem] = f
     missing = [f.name for f in primary if f.stem not in by_stem]
     if missing:
         raise ValueError(

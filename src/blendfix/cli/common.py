@@ -59,7 +59,16 @@ def report_failures(failures: list[tuple[str, str]], done: int, what: str = "fil
 
 
 def refuse_overwriting_inputs(outputs: Iterable[Path], inputs: Iterable[Path]) -> None:
-    """Raise before any work when an output file would replace an input file (``-o`` = an input folder)."""
+    """Raise before any work when an output file would replace an input file (``-o`` = an input folder),
+    or when two outputs would be the same file (inputs ``a.jpg`` and ``a.png`` both give ``a.png``)."""
+    outputs = list(outputs)
+    seen: dict[Path, Path] = {}
+    for o in outputs:
+        r = Path(o).resolve()
+        if r in seen:
+            raise BlendfixError(f"{o}: two inputs would write this same output file (outputs are named after "
+                                "the inputs' name stems); rename one of the files that share the stem.")
+        seen[r] = Path(o)
     given = {Path(p).resolve() for p in inputs}
     clash = sorted({Path(o) for o in outputs if Path(o).resolve() in given})
     if clash:
