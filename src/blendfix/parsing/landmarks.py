@@ -125,26 +125,27 @@ _NOISE = re.compile(r"^(?:[IW]\d{4} |INFO: Created TensorFlow Lite|WARNING: All 
 @contextlib.contextmanager
 def _quiet_stderr():
     """Capture what mediapipe's C++ code prints on stderr; pass on everything but its routine chatter."""
+    fd = 2  # the C++ code writes to file descriptor 2 whatever sys.stderr is
     try:
-        fd = sys.stderr.fileno()
+        sys.stderr.flush()
+        saved = os.dup(fd)
     except (AttributeError, OSError, ValueError):
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(fd)
     with tempfile.TemporaryFile() as tmp:
         os.dup2(tmp.fileno(), fd)
         try:
             yield
         finally:
-            sys.stderr.flush()
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                sys.stderr.flush()
             os.dup2(saved, fd)
             os.close(saved)
             tmp.seek(0)
             text = tmp.read().decode("utf-8", "replace")
             kept = [line for line in text.splitlines(keepends=True) if not _NOISE.match(line)]
             if kept:
-                sys.stderr.write("".join(kept))
+                os.write(fd, "".join(kept).encode("utf-8", "replace"))
 
 
 def _bindings():
