@@ -1,0 +1,5 @@
+"""`python -m blendfix.cli ...` runs the `blendfix` command."""
+
+from . import main
+
+main()
