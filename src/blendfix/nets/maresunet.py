@@ -60,13 +60,13 @@ class PAM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        n = h * w
         q = self.query_conv(x).flatten(2)
         k = self.key_conv(x).flatten(2)
         v = self.value_conv(x).flatten(2)
         q = q / q.norm(dim=1, keepdim=True)
         k = k / k.norm(dim=1, keepdim=True)
         numerator = v.sum(-1, keepdim=True) + torch.bmm(torch.bmm(v, k.transpose(1, 2)), q)
+        n = torch.ones_like(k[:, :1]).sum(-1)  # (B, 1) = H*W, as a tensor so exported graphs keep it dynamic
         denominator = n + torch.einsum("bcn,bc->bn", q, k.sum(-1) + self.eps)
         out = numerator / denominator.unsqueeze(1)
         return x + self.gamma * out.view(b, c, h, w)
