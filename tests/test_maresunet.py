@@ -9,7 +9,7 @@ import torch
 from blendfix.nets.maresunet import MAResUNet, count_parameters
 from blendfix.nets.resnet34 import imagenet_encoder_state, load_imagenet_encoder
 
-TINY = {"widths": (8, 16, 16, 32), "blocks": (1, 1, 1, 1), "head_width": 8}
+TINY = {"widths": (16, 16, 16, 32), "blocks": (1, 1, 1, 1), "head_width": 8}
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +103,8 @@ def test_imagenet_encoder_mapping_fills_encoder_only(tmp_path):
         imagenet_encoder_state({k: v for k, v in tv.items() if not k.startswith("layer4")})
     with pytest.raises(ValueError, match="default MAResU-Net widths"):
         load_imagenet_encoder(MAResUNet(**TINY), path)
+
+
+def test_widths_too_small_for_the_attention_are_refused():
+    with pytest.raises(ValueError, match="at least 16"):
+        MAResUNet(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1))

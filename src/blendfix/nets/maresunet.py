@@ -53,8 +53,8 @@ class PAM(nn.Module):
     def __init__(self, channels: int, eps: float = 1e-6) -> None:
         super().__init__()
         self.gamma = nn.Parameter(torch.zeros(1))
-        self.query_conv = nn.Conv2d(channels, max(channels // 8, 1), 1)
-        self.key_conv = nn.Conv2d(channels, max(channels // 8, 1), 1)
+        self.query_conv = nn.Conv2d(channels, channels // 8, 1)
+        self.key_conv = nn.Conv2d(channels, channels // 8, 1)
         self.value_conv = nn.Conv2d(channels, channels, 1)
         self.eps = eps
 
@@ -134,7 +134,7 @@ class MAResUNet(nn.Module):
     Args:
         in_channels: input channels (6 = fused RGB then original RGB).
         out_channels: output channels (3 = RGB).
-        widths: encoder stage widths (ResNet-34: 64, 128, 256, 512); smaller ones give tiny test nets.
+        widths: encoder stage widths (ResNet-34: 64, 128, 256, 512); smaller ones (>= 16) give tiny nets.
         blocks: BasicBlocks per encoder stage (ResNet-34: 3, 4, 6, 3).
         head_width: channels of the final upsampling head (32).
     """
@@ -143,8 +143,13 @@ class MAResUNet(nn.Module):
                  widths: tuple[int, int, int, int] = RESNET34_WIDTHS,
                  blocks: tuple[int, int, int, int] = RESNET34_BLOCKS, head_width: int = 32) -> None:
         super().__init__()
-        if len(widths) != 4 or len(blocks) != 4 or min(widths) < 1 or min(blocks) < 1 or head_width < 1:
-            raise ValueError(f"MAResUNet needs 4 positive widths and block counts, got {widths}, {blocks}")
+        if len(widths) != 4 or len(blocks) != 4 or min(blocks) < 1 or head_width < 1:
+            raise ValueError(f"MAResUNet needs 4 widths and 4 positive block counts, got {widths}, {blocks}")
+        if min(widths) < 16:
+            # PAM projects to C/8 channels and normalises them: a single channel makes q.k = -1 possible
+            # for every position, and the attention 0/0.
+            raise ValueError(f"MAResUNet widths must be at least 16 (the attention needs >= 2 query channels), "
+                             f"got {widths}")
         self.config = {"in_channels": in_channels, "out_channels": out_channels, "widths": list(widths),
                        "blocks": list(blocks), "head_width": head_width}
         w1, w2, w3, w4 = widths

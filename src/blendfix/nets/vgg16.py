@@ -9,6 +9,7 @@ Keys ``features.N.weight`` / ``features.N.bias`` for the 13 convolutions (N = 0,
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -101,9 +102,12 @@ def load_vgg16(path: str | os.PathLike | None = None) -> VGG16Features:
     :class:`~blendfix.errors.ChecksumError` when a file named ``vgg16-397923af.pth`` has another hash.
     """
     from ..checkpoints import load_checkpoint, load_file, sha256_file
-    from ..errors import ChecksumError
+    from ..errors import ChecksumError, MissingWeightsError
     from ..registry import checkpoint_path
 
+    if path is not None and not Path(path).is_file():
+        raise MissingWeightsError(f"{path}: VGG16 weights file not found (torchvision's {VGG16_CHECKPOINT.filename} "
+                                  f"from {VGG16_CHECKPOINT.url})")
     file = checkpoint_path(path if path is not None else VGG16_CHECKPOINT.name)
     if file.name == VGG16_CHECKPOINT.filename:
         digest = sha256_file(file)

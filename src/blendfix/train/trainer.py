@@ -207,8 +207,10 @@ class Trainer:
         d = self.cfg.data
         sampler = InfiniteSampler(len(self.train_set), self.cfg.optim.batch_size, seed=self.cfg.seed,
                                   start_step=self.step, rank=self.rank, world=self.world)
+        # own generator: creating an iterator must not draw from the global RNG (resume exactness)
         return DataLoader(self.train_set, batch_size=self.cfg.optim.batch_size, sampler=sampler,
-                          num_workers=d.workers, collate_fn=collate, pin_memory=self.device.type == "cuda")
+                          num_workers=d.workers, collate_fn=collate, pin_memory=self.device.type == "cuda",
+                          generator=torch.Generator().manual_seed(self.cfg.seed + self.step))
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if not self.amp:
