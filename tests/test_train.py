@@ -16,8 +16,8 @@ from blendfix.train.trainer import Trainer, metrics_history
 
 TINY = {"model": {"widths": [16, 16, 16, 16], "blocks": [1, 1, 1, 1], "head_width": 8, "imagenet_init": "off"},
         "data": {"crop": 32, "workers": 0, "val_fraction": 0.25, "val_max": 2},
-        "optim": {"iterations": 6, "batch_size": 2}, "loss": {"adversarial": 0}, "threads": 1, "device": "cpu",
-        "log_every": 1, "val_every": 2, "ckpt_every": 100}
+        "optim": {"iterations": 6, "batch_size": 2}, "loss": {"adversarial": 0, "perceptual": 0},
+        "threads": 1, "device": "cpu", "log_every": 1, "val_every": 2, "ckpt_every": 100}
 
 
 class TinyDisc(nn.Module):
@@ -117,7 +117,7 @@ def test_loss_presets_give_the_documented_effective_weights():
 def test_missing_vgg_drops_perceptual_term_loudly_and_records_it(toy, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BLENDFIX_WEIGHTS", str(tmp_path / "no_weights"))
     with pytest.warns(UserWarning, match="PERCEPTUAL LOSS DISABLED"):
-        tr = Trainer(config(), toy, tmp_path / "run")
+        tr = Trainer(config(loss={"perceptual": 1.0}), toy, tmp_path / "run")
     assert "PERCEPTUAL LOSS DISABLED" in capsys.readouterr().err
     tr.save_run_config()
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
@@ -128,7 +128,7 @@ def test_missing_vgg_drops_perceptual_term_loudly_and_records_it(toy, tmp_path, 
     assert "perceptual" not in terms and "mse" in terms
     # an explicitly named VGG file that is missing is an error, not a silent drop
     with pytest.raises(FileNotFoundError):
-        Trainer(config(loss={"vgg_weights": str(tmp_path / "vgg16.pth")}), toy, tmp_path / "run2")
+        Trainer(config(loss={"perceptual": 1.0, "vgg_weights": str(tmp_path / "vgg16.pth")}), toy, tmp_path / "run2")
 
 
 def test_perceptual_term_is_used_when_vgg_is_present(toy, tmp_path, monkeypatch):
@@ -136,7 +136,7 @@ def test_perceptual_term_is_used_when_vgg_is_present(toy, tmp_path, monkeypatch)
 
     path = tmp_path / "my_vgg.pth"
     torch.save(VGG16Features().state_dict(), path)
-    tr = Trainer(config(loss={"vgg_weights": str(path)}), toy, tmp_path / "run")
+    tr = Trainer(config(loss={"perceptual": 1.0, "vgg_weights": str(path)}), toy, tmp_path / "run")
     assert not tr.warnings
     terms = tr.train_step(next(iter(tr.loader())))
     assert terms["perceptual"] > 0

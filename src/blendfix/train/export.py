@@ -127,6 +127,8 @@ def export_onnx(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool =
     axes = {0: "batch", 2: "size", 3: "size"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # input checks become constants; fine
+        # the TorchScript exporter: the dynamo one needs onnxscript, which is not a dependency
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(wrapper, example, str(path), input_names=["fused", "original"], output_names=["clean"],
                           dynamic_axes={"fused": axes, "original": axes, "clean": axes}, opset_version=opset,
                           dynamo=False)
