@@ -97,3 +97,15 @@ def test_collate_stacks_images(toy):
     ds = BlendDataset(toy, "all")
     batch = collate([ds[0], ds[1]])
     assert batch["fused"].shape == (2, 3, 64, 64) and batch["attribute"] == ["smile", "beard"]
+
+
+def test_items_come_from_the_manifest_when_there_is_one(tmp_path):
+    import json
+
+    root = make_toy_set(tmp_path / "set", n=4, size=64)
+    lines = [json.dumps({"id": "item002"}), json.dumps({"id": "item000"}), json.dumps({"id": "item000"})]
+    (root / layout.MANIFEST).write_text("\n".join(lines) + '\n{"id": "item00')  # killed mid-append
+    assert [p.name for p in BlendDataset(root, "all").items] == ["item000", "item002"]
+    (root / layout.MANIFEST).write_text("not json\n" + "\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match="line 1"):
+        BlendDataset(root, "all")

@@ -161,3 +161,17 @@ def test_cli_numbered_runs_resume_auto_and_validation_log(toy, tmp_path):
     assert main([*args, "--steps", "1"]) == 0
     assert [r.name for r in numbered_runs(out)] == ["run-001", "run-002"]
     assert main([*args, "--resume", "auto"]) != 0
+
+
+def test_default_stylegan2_discriminator_trains(toy, tmp_path):
+    """With the adversarial term on, the StyleGAN2 discriminator is built at the crop size and updated."""
+    from blendfix.nets.stylegan2 import Discriminator
+
+    cfg = config(loss={"adversarial": 0.1}, disc={"channel_multiplier": 1, "options": {"max_channels": 16}})
+    tr = Trainer(cfg, toy, tmp_path)
+    assert isinstance(tr.disc, Discriminator) and tr.disc.size == 32
+    before = [p.detach().clone() for p in tr.disc.parameters()]
+    terms = tr.train_step(next(iter(tr.loader())))
+    assert terms["adversarial"] > 0 and terms["loss_d"] > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, tr.disc.parameters(), strict=True))
+    assert all(p.requires_grad for p in tr.disc.parameters())

@@ -1,4 +1,4 @@
-"""``python -m blendfix.cli`` (also what ``torchrun -m blendfix.cli train ...`` runs)."""
+"""`python -m blendfix.cli`."""
 
 from . import main
 

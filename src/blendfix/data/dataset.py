@@ -34,14 +34,44 @@ SAMPLE_FILES = {"original": layout.ORIGINAL, "fused": layout.FUSED, "target": la
 SPLITS = ("train", "val", "all")
 
 
+def _manifest_ids(root: Path) -> list[str] | None:
+    """Item ids recorded in ``manifest.jsonl`` (None when the set has none); a partial last line is ignored."""
+    path = root / layout.MANIFEST
+    if not path.is_file():
+        return None
+    ids = []
+    lines = path.read_text(encoding="utf-8").split("\n")
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            ids.append(str(json.loads(line)["id"]))
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            if n == len(lines):  # an unterminated last line: a synth run killed mid-append
+                break
+            raise ValueError(f"{path}: line {n} is not a manifest record ({e})") from e
+    return ids
+
+
 def list_items(root: str | os.PathLike) -> list[Path]:
-    """Complete item folders of a training set, sorted by id (temporary ``.``-folders skipped)."""
-    items_dir = Path(root) / layout.ITEMS
+    """Complete item folders of a training set, sorted by id.
+
+    Items come from ``manifest.jsonl`` when the set has one (a folder not yet recorded there
+    belongs to an unfinished synth run); otherwise every folder under ``items/`` not starting with
+    ``.``. Either way an item needs its original, fused and target images.
+    """
+    root = Path(root)
+    items_dir = root / layout.ITEMS
     if not items_dir.is_dir():
         raise FileNotFoundError(f"{root}: not a blendfix training set (no {layout.ITEMS}/ folder); "
                                 f"create one with `blendfix synth`")
-    return sorted(p for p in items_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
-                  and all((p / f).is_file() for f in SAMPLE_FILES.values()))
+    ids = _manifest_ids(root)
+    if ids is None:
+        candidates = [p for p in items_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    else:
+        candidates = [items_dir / i for i in dict.fromkeys(ids)]
+    return sorted((p for p in candidates if all((p / f).is_file() for f in SAMPLE_FILES.values())),
+                  key=lambda p: p.name)
 
 
 def in_validation(item_id: str, val_fraction: float, seed: int = 0) -> bool:
