@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from blendfix.nets.maresunet import MAResUNet, count_parameters
+from blendfix.nets import MAResUNet
+from blendfix.nets.maresunet import count_parameters
 from blendfix.nets.resnet34 import imagenet_encoder_state, load_imagenet_encoder
 
 TINY = {"widths": (16, 16, 16, 32), "blocks": (1, 1, 1, 1), "head_width": 8}

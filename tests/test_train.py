@@ -153,7 +153,7 @@ def test_cli_numbered_runs_resume_auto_and_validation_log(toy, tmp_path):
     assert [r.name for r in runs] == ["run-001"]
     assert [p.name for p in checkpoints(runs[0])] == ["step_00000002.pt", "step_00000006.pt"]
     val = metrics_history(runs[0])
-    assert [r["step"] for r in val] == [2, 4, 6] and all("psnr" in r and "psnr_input" in r for r in val)
+    assert [r["step"] for r in val] == [0, 2, 4, 6] and all("psnr" in r and "psnr_input" in r for r in val)
     assert (runs[0] / "val" / "step_00000006.png").is_file() and list((runs[0] / "tb").iterdir())
     saved = yaml.safe_load((runs[0] / "config.yaml").read_text())
     assert saved["model"]["widths"] == [16, 16, 16, 16] and saved["run"]["resumed_from"].endswith("step_00000002.pt")

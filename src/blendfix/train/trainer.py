@@ -107,6 +107,8 @@ class Trainer:
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed + self.rank)
+        if cfg.amp == "on" and self.device.type != "cuda":
+            raise ValueError(f"amp: on needs a CUDA device (this run uses {self.device}); use amp: auto or off")
         self.amp = cfg.amp == "on" or (cfg.amp == "auto" and self.device.type == "cuda")
         self.warnings: list[str] = []
         self.notes: list[str] = []
@@ -123,13 +125,18 @@ class Trainer:
         self.data_dir = Path(data_dir)
         self.train_set = BlendDataset(data_dir, "train", crop=d.crop, flip=d.flip,
                                       val_fraction=d.val_fraction, split_seed=d.split_seed)
-        self.val_set = BlendDataset(data_dir, "val", val_fraction=d.val_fraction, split_seed=d.split_seed) \
-            if d.val_fraction > 0 else None
+        self.val_set = None
+        if d.val_fraction > 0:
+            try:
+                self.val_set = BlendDataset(data_dir, "val", val_fraction=d.val_fraction, split_seed=d.split_seed)
+            except ValueError as e:
+                self.notes.append(f"no validation: {e}")
         self.size = d.crop or int(self.train_set[0]["target"].shape[-1])
 
     def _build_nets(self, disc_factory: DiscFactory) -> None:
         cfg, dev = self.cfg, self.device
-        model, self.notes = build_model(cfg)
+        model, notes = build_model(cfg)
+        self.notes += notes
         perceptual, notes = build_perceptual(cfg)
         self.warnings += notes
         for w in self.warnings:
@@ -257,6 +264,8 @@ class Trainer:
         if self.step >= end:
             return self.step
         t0, start = time.time(), self.step
+        if self.step == 0:
+            self.run_validation()  # the untrained network: the start of the validation curve
         for batch in self.loader():
             terms = self.train_step(batch)
             if self.logger and (self.step % cfg.log_every == 0 or self.step == end):

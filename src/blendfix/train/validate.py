@@ -18,6 +18,7 @@ from ..data.dataset import BlendDataset
 from ..io import write_image
 from ..nets.maresunet import MAResUNet
 from ..tensors import tensor_to_image
+from .losses import gradient_loss
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -36,14 +37,15 @@ class ValResult:
 def validate(model: MAResUNet, dataset: BlendDataset, device: torch.device, max_items: int = 0,
              grid_images: int = 4, autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
              ) -> ValResult:
-    """Mean PSNR of the cleaned output and of the fused input against the target over the first items.
+    """Mean PSNR of the cleaned output and of the fused input against the target over the first items,
+    and ``grad_l1``: the mean L1 difference of the output's and the target's image gradients ([0, 1] units).
 
     The model is put in eval mode for the pass and returned to its previous mode.
     """
     was_training = model.training
     model.eval()
     n = len(dataset) if max_items <= 0 else min(max_items, len(dataset))
-    out_psnr, in_psnr, rows = [], [], []
+    out_psnr, in_psnr, grad_err, rows = [], [], [], []
     try:
         for i in range(n):
             s = dataset[i]
@@ -52,6 +54,7 @@ def validate(model: MAResUNet, dataset: BlendDataset, device: torch.device, max_
                 out = model.clean(fused, original).float()
             out_psnr.append(psnr(out, target))
             in_psnr.append(psnr(fused, target))
+            grad_err.append(float(gradient_loss(out, target)))
             if len(rows) < grid_images:
                 rows.append(torch.cat([fused[0], original[0], out[0], target[0]], -1).cpu())
     finally:
@@ -60,7 +63,7 @@ def validate(model: MAResUNet, dataset: BlendDataset, device: torch.device, max_
     grid = torch.cat(rows, -2) if rows and len(sizes) == 1 else None
     finite = [p for p in out_psnr if math.isfinite(p)]
     metrics = {"psnr": sum(finite) / max(len(finite), 1), "psnr_input": sum(in_psnr) / max(len(in_psnr), 1),
-               "items": float(n)}
+               "grad_l1": sum(grad_err) / max(len(grad_err), 1), "items": float(n)}
     return ValResult(metrics, grid)
 
 
