@@ -175,3 +175,11 @@ def test_default_stylegan2_discriminator_trains(toy, tmp_path):
     assert terms["adversarial"] > 0 and terms["loss_d"] > 0
     assert any(not torch.equal(a, b) for a, b in zip(before, tr.disc.parameters(), strict=True))
     assert all(p.requires_grad for p in tr.disc.parameters())
+
+
+def test_sizes_the_networks_cannot_take_are_refused_up_front(toy, tmp_path):
+    with pytest.raises(ValueError, match="set data.crop"):
+        Trainer(config(data={"crop": None}), toy, tmp_path / "a")  # 48x48 images, not a multiple of 32
+    big = make_toy_set(tmp_path / "big", n=4, size=96)
+    with pytest.raises(ValueError, match="power-of-two"):
+        Trainer(config(data={"crop": 96}, loss={"adversarial": 0.1}), big, tmp_path / "b")

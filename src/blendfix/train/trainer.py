@@ -131,7 +131,11 @@ class Trainer:
                 self.val_set = BlendDataset(data_dir, "val", val_fraction=d.val_fraction, split_seed=d.split_seed)
             except ValueError as e:
                 self.notes.append(f"no validation: {e}")
-        self.size = d.crop or int(self.train_set[0]["target"].shape[-1])
+        h, w = self.train_set[0]["target"].shape[-2:]
+        if d.crop is None and (h != w or h % 32):
+            raise ValueError(f"{data_dir}: images are {h}x{w}; training on whole images needs a square side that is "
+                             f"a multiple of 32, so set data.crop (e.g. {max(32, min(h, w) // 32 * 32)})")
+        self.size = d.crop or int(h)
 
     def _build_nets(self, disc_factory: DiscFactory) -> None:
         cfg, dev = self.cfg, self.device
@@ -144,6 +148,9 @@ class Trainer:
                 print(f"\n{'!' * 78}\nWARNING: {w}\n{'!' * 78}\n", file=sys.stderr)
             warnings.warn(w, stacklevel=2)
         weights = effective_weights(cfg.loss)
+        if weights["adversarial"] and self.size & (self.size - 1):
+            raise ValueError(f"the StyleGAN2 discriminator needs a power-of-two training size, got {self.size}; "
+                             f"set data.crop to 64, 128, 256, ... or loss.adversarial to 0")
         self.model = model.to(dev)
         self.disc: nn.Module | None = disc_factory(self.size, cfg).to(dev) if weights["adversarial"] else None
         self.gen_loss = GeneratorLoss(cfg.loss.mse, cfg.loss.perceptual, cfg.loss.adversarial, cfg.loss.gradient,
