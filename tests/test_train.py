@@ -11,8 +11,8 @@ from torch import nn
 from blendfix.cli import main
 from blendfix.config import from_dict
 from blendfix.train.config import LOSS_PRESETS, LossConfig, TrainConfig, check, effective_weights
-from blendfix.train.runs import checkpoints, numbered_runs
-from blendfix.train.trainer import Trainer, metrics_history
+from blendfix.train.runs import checkpoints, metrics_history, numbered_runs
+from blendfix.train.trainer import Trainer
 
 TINY = {"model": {"widths": [16, 16, 16, 16], "blocks": [1, 1, 1, 1], "head_width": 8, "imagenet_init": "off"},
         "data": {"crop": 32, "workers": 0, "val_fraction": 0.25, "val_max": 2},
@@ -183,3 +183,20 @@ def test_sizes_the_networks_cannot_take_are_refused_up_front(toy, tmp_path):
     big = make_toy_set(tmp_path / "big", n=4, size=96)
     with pytest.raises(ValueError, match="power-of-two"):
         Trainer(config(data={"crop": 96}, loss={"adversarial": 0.1}), big, tmp_path / "b")
+
+
+def test_imagenet_init_auto_uses_the_resnet34_file_when_present(tmp_path, monkeypatch):
+    from blendfix.nets.maresunet import MAResUNet
+    from blendfix.train.builders import build_model
+
+    monkeypatch.setenv("BLENDFIX_WEIGHTS", str(tmp_path))
+    cfg = from_dict(TrainConfig, {})
+    model, notes = build_model(cfg)
+    assert notes and "randomly" in notes[0]
+    enc = {k: v for k, v in MAResUNet().state_dict().items() if k.startswith(("firstbn.", "encoder"))}
+    tv = {("bn1." + k[8:] if k.startswith("firstbn.") else "layer" + k[7] + k[8:]): torch.full_like(v, 0.5)
+          for k, v in enc.items() if v.is_floating_point()}
+    torch.save(tv, tmp_path / "resnet34-b627a593.pth")
+    model, notes = build_model(cfg)
+    assert not notes and float(model.encoder4[2].conv2.weight.mean()) == 0.5
+    assert float(model.firstconv.weight.mean()) != 0.5

@@ -16,6 +16,7 @@ Checkpoints hold plain tensors and containers only and are read back with
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -130,3 +131,12 @@ def set_rng_state(state: dict[str, Any]) -> None:
                          npst["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def metrics_history(run_dir: str | os.PathLike, split: str = "val") -> list[dict[str, Any]]:
+    """The logged records of one split from ``metrics.jsonl`` (e.g. the validation PSNR curve)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if r.get("split") == split]

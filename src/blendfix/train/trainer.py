@@ -14,13 +14,10 @@ cosine schedules step. Images enter the networks in ``[-1, 1]``.
 from __future__ import annotations
 
 import contextlib
-import importlib
-import json
 import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,66 +30,12 @@ from .. import __version__
 from ..config import save_config
 from ..data.dataset import BlendDataset, InfiniteSampler, collate
 from ..device import resolve_device
-from ..errors import MissingWeightsError
-from ..nets.maresunet import MAResUNet, count_parameters
+from ..nets.maresunet import count_parameters
+from .builders import DiscFactory, build_model, build_perceptual, default_discriminator
 from .config import TrainConfig, check, effective_weights
-from .losses import GANLoss, GeneratorLoss, PerceptualLoss
-from .runs import latest_checkpoint, load_training_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .losses import GANLoss, GeneratorLoss
+from .runs import load_training_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .validate import Logger, validate
-
-DiscFactory = Callable[[int, TrainConfig], nn.Module]
-
-
-def default_discriminator(size: int, cfg: TrainConfig) -> nn.Module:
-    """StyleGAN2 discriminator for ``size`` x ``size`` images in ``[-1, 1]`` -> ``(B, 1)`` logits."""
-    try:
-        mod = importlib.import_module("blendfix.nets.stylegan2")
-    except ModuleNotFoundError as e:
-        raise RuntimeError("the adversarial loss needs blendfix.nets.stylegan2.Discriminator, which this build "
-                           "lacks; set loss.adversarial: 0 to train without it") from e
-    return mod.Discriminator(size, channel_multiplier=cfg.disc.channel_multiplier, **cfg.disc.options)
-
-
-def build_model(cfg: TrainConfig) -> tuple[MAResUNet, list[str]]:
-    """The generator, ImageNet-initialised per ``model.imagenet_init``; returns it and any warnings."""
-    from ..nets.resnet34 import load_imagenet_encoder
-
-    m = cfg.model
-    model = MAResUNet(6, 3, widths=m.widths, blocks=m.blocks, head_width=m.head_width)
-    notes: list[str] = []
-    if m.imagenet_init == "off":
-        return model, notes
-    if m.imagenet_init == "auto":
-        try:
-            load_imagenet_encoder(model)
-        except MissingWeightsError:
-            notes.append("ImageNet ResNet-34 checkpoint not found: encoder initialised randomly")
-        except ValueError as e:
-            notes.append(f"ImageNet initialisation skipped: {e}")
-        return model, notes
-    load_imagenet_encoder(model, m.imagenet_init)
-    return model, notes
-
-
-def build_perceptual(cfg: TrainConfig) -> tuple[PerceptualLoss | None, list[str]]:
-    """VGG16 perceptual loss, or ``None`` with a loud warning when the default weights are absent."""
-    from ..nets.vgg16 import load_vgg16
-
-    if effective_weights(cfg.loss)["perceptual"] == 0:
-        return None, []
-    try:
-        vgg = load_vgg16(cfg.loss.vgg_weights)
-    except MissingWeightsError:
-        if cfg.loss.vgg_weights is not None:
-            raise
-        from ..nets.vgg16 import VGG16_CHECKPOINT as ck
-        from ..registry import weights_dir
-
-        msg = (f"PERCEPTUAL LOSS DISABLED: VGG16 weights {ck.filename} not found in {weights_dir()}; training "
-               f"WITHOUT the perceptual term (no substitute is used). Place the file from {ck.url} there "
-               f"(or set BLENDFIX_WEIGHTS / loss.vgg_weights) to train with it.")
-        return None, [msg]
-    return PerceptualLoss(vgg, inner_weight=cfg.loss.perceptual_inner), []
 
 
 class Trainer:
@@ -318,17 +261,3 @@ def _rank_device(device: torch.device, rank: int) -> torch.device:
         torch.cuda.set_device(local)
         return torch.device("cuda", local)
     return device
-
-
-def resume_checkpoint(run_dir: Path) -> Path | None:
-    """The newest checkpoint of ``run_dir`` (None when it has none)."""
-    return latest_checkpoint(run_dir)
-
-
-def metrics_history(run_dir: str | os.PathLike, split: str = "val") -> list[dict[str, Any]]:
-    """The logged records of one split from ``metrics.jsonl`` (e.g. the validation PSNR curve)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r.get("split") == split]
