@@ -200,3 +200,9 @@ def test_imagenet_init_auto_uses_the_resnet34_file_when_present(tmp_path, monkey
     model, notes = build_model(cfg)
     assert not notes and float(model.encoder4[2].conv2.weight.mean()) == 0.5
     assert float(model.firstconv.weight.mean()) != 0.5
+
+
+def test_cli_refuses_an_empty_set_without_leaving_a_run_folder(tmp_path):
+    (tmp_path / "set" / "items").mkdir(parents=True)
+    assert main(["train", "--data", str(tmp_path / "set"), "--out", str(tmp_path / "runs")]) == 1
+    assert not (tmp_path / "runs").exists()

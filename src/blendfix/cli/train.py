@@ -14,6 +14,7 @@ import click
 import yaml
 
 from ..config import apply_overrides, from_dict, load_config
+from ..data.dataset import list_items
 from ..train.config import TrainConfig
 from ..train.runs import latest_checkpoint, new_run_dir, numbered_runs, resolve_run
 
@@ -84,6 +85,8 @@ def cmd(data_dir: Path, out: Path, config_path: Path | None, overrides: tuple[st
         raise click.UsageError(f"--config cannot change a resumed run; it keeps {chosen[0] / 'config.yaml'} "
                                f"(use --set for small changes)")
     cfg = run_config(chosen[0], sets) if chosen else load_config(TrainConfig, config_path, sets)
+    if not list_items(data_dir):  # before a run folder is created
+        raise ValueError(f"{data_dir}: the training set has no complete items")
     run_dir = _shared_run_dir(out, chosen)
     trainer = Trainer(cfg, data_dir, run_dir, resume=chosen[1] if chosen else None)
     trainer.save_run_config({"resumed_from": str(chosen[1])} if chosen else None)

@@ -38,14 +38,15 @@ def validate(model: MAResUNet, dataset: BlendDataset, device: torch.device, max_
              grid_images: int = 4, autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
              ) -> ValResult:
     """Mean PSNR of the cleaned output and of the fused input against the target over the first items,
-    and ``grad_l1``: the mean L1 difference of the output's and the target's image gradients ([0, 1] units).
+    and ``grad_l1`` (``grad_l1_input``): the mean L1 difference of the output's (the fused input's) and the
+    target's image gradients, in [0, 1] units.
 
     The model is put in eval mode for the pass and returned to its previous mode.
     """
     was_training = model.training
     model.eval()
     n = len(dataset) if max_items <= 0 else min(max_items, len(dataset))
-    out_psnr, in_psnr, grad_err, rows = [], [], [], []
+    out_psnr, in_psnr, grad_err, grad_in, rows = [], [], [], [], []
     try:
         for i in range(n):
             s = dataset[i]
@@ -55,6 +56,7 @@ def validate(model: MAResUNet, dataset: BlendDataset, device: torch.device, max_
             out_psnr.append(psnr(out, target))
             in_psnr.append(psnr(fused, target))
             grad_err.append(float(gradient_loss(out, target)))
+            grad_in.append(float(gradient_loss(fused, target)))
             if len(rows) < grid_images:
                 rows.append(torch.cat([fused[0], original[0], out[0], target[0]], -1).cpu())
     finally:
@@ -63,7 +65,8 @@ def validate(model: MAResUNet, dataset: BlendDataset, device: torch.device, max_
     grid = torch.cat(rows, -2) if rows and len(sizes) == 1 else None
     finite = [p for p in out_psnr if math.isfinite(p)]
     metrics = {"psnr": sum(finite) / max(len(finite), 1), "psnr_input": sum(in_psnr) / max(len(in_psnr), 1),
-               "grad_l1": sum(grad_err) / max(len(grad_err), 1), "items": float(n)}
+               "grad_l1": sum(grad_err) / max(len(grad_err), 1), "grad_l1_input": sum(grad_in) / max(len(grad_in), 1),
+               "items": float(n)}
     return ValResult(metrics, grid)
 
 
