@@ -94,3 +94,25 @@ def test_bad_input_shape():
     net = BiSeNet(n_classes=19).eval()
     with pytest.raises(ValueError, match="B, 3, H, W"):
         net(torch.zeros(1, 1, 64, 64))
+
+
+def test_checkpoint_file_loads_like_79999_iter(bisenet, tmp_path):
+    """A raw state_dict file (the published format) loads strictly through the safe loader."""
+    fx, net = bisenet
+    path = tmp_path / "79999_iter.pth"
+    torch.save(fx.cached_state, path)
+    parser = BiSeNetParser(checkpoint=str(path), device="cpu", size=256)
+    labels = parser.parse(fx.inputs["face_rgb_uint8"])
+    stable = fx.outputs["face_labels_stable"][0].astype(bool)
+    assert (labels == fx.outputs["face_labels"][0])[stable].all()
+
+
+def test_cli_bisenet_without_weights_is_one_clear_error(data_dir, tmp_path, monkeypatch, capsys):
+    from blendfix.cli import main
+
+    monkeypatch.setenv("BLENDFIX_WEIGHTS", str(tmp_path / "weights"))
+    face = data_dir / "faces" / "celebamask_hq_512" / "0.jpg"
+    rc = main(["mask", "-i", str(face), "--parser", "bisenet", "--device", "cpu", "-o", str(tmp_path / "out")])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "79999_iter.pth" in err and "Traceback" not in err

@@ -12,7 +12,7 @@ Geometry:
   ``forehead`` times the brow-to-oval-top distance, default 0.35).
 * brows, eyes (lid contours dilated by ``eye_margin`` of the eye width), nose outline, lips (outer
   minus inner contour, split into upper and lower), mouth (inner lip contour).
-* ``neck``: below the jaw line, as wide as the lower jaw, down to ``neck_length`` face heights.
+* ``neck``: below the jaw line, 0.8 x as wide as the jaw, down to 0.6 face heights below the chin.
 
 Drawing order (later wins): neck, skin, nose, brows, eyes, lips, mouth.
 
@@ -79,17 +79,17 @@ def skin_polygon(lm: np.ndarray, forehead: float = 0.6) -> np.ndarray:
 
 
 def neck_polygon(lm: np.ndarray, length: float = 0.6, width: float = 0.8) -> np.ndarray:
-    """A neck estimate: the jaw line, narrowed to ``width``, extended down by ``length`` face heights."""
+    """A neck estimate: a band as wide as ``width`` x the jaw, from mouth height (the face is drawn over
+    its top, so it starts right under the jaw line) down to ``length`` face heights below the chin."""
     up, face_len = face_axes(lm)
     jaw = lm[_JAW].astype(np.float64)
-    centre = lm[_CHIN].astype(np.float64)
+    chin = lm[_CHIN].astype(np.float64)
     side = np.array([up[1], -up[0]])
-    offsets = (jaw - centre) @ side
+    offsets = (jaw - chin) @ side
     left, right = offsets.min() * width, offsets.max() * width
-    bottom = centre - up * face_len * length
-    return np.stack([centre + side * left, centre + side * left - up * face_len * length * 0.5,
-                     bottom + side * left, bottom + side * right,
-                     centre + side * right - up * face_len * length * 0.5, centre + side * right])
+    top = chin + up * face_len * 0.35
+    bottom = chin - up * face_len * length
+    return np.stack([top + side * left, bottom + side * left, bottom + side * right, top + side * right])
 
 
 def labels_from_landmarks(lm: np.ndarray, shape: tuple[int, int], *, forehead: float = 0.6,
@@ -123,20 +123,37 @@ def _disk(radius: float) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
 
 
-def _skin_distance(image: np.ndarray, sample: np.ndarray) -> np.ndarray:
-    """Squared Mahalanobis distance (Lab) of every pixel to the colour of the ``sample`` pixels.
+def _erode(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Erosion by a disk of ``radius`` pixels (Euclidean distance transform: fast for large radii)."""
+    return cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3) > radius
 
-    The Gaussian is refitted twice on the 90% closest sample pixels (robust to stray hair/shadow).
+
+def _dilate(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Dilation by a disk of ``radius`` pixels."""
+    return cv2.distanceTransform((~mask.astype(bool)).astype(np.uint8), cv2.DIST_L2, 3) <= radius
+
+
+def _skin_distance(image: np.ndarray, sample: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Squared Mahalanobis distance (Lab) to the colour of the ``sample`` pixels, at the ``where`` pixels.
+
+    The Gaussian is refitted on the 90% closest sample pixels, three times (robust to stray hair or
+    shadow). Returns float64 (H, W), ``inf`` outside ``where``.
     """
-    lab = cv2.cvtColor(np.ascontiguousarray(image, dtype=np.float32), cv2.COLOR_RGB2Lab)
-    px = lab[sample].astype(np.float64)
+    ys, xs = np.nonzero(where | sample)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    crop = np.ascontiguousarray(image[y0:y1, x0:x1], dtype=np.float32)
+    lab = cv2.cvtColor(crop, cv2.COLOR_RGB2Lab).astype(np.float64)
+    px = lab[sample[y0:y1, x0:x1]]
     for _ in range(3):
         mu = px.mean(axis=0)
         icov = np.linalg.inv(np.cov(px.T) + np.eye(3) * 1e-3)
         d = np.einsum("ij,jk,ik->i", px - mu, icov, px - mu)
         px = px[d <= np.quantile(d, 0.9)] if len(px) > 50 else px
-    diff = lab.reshape(-1, 3).astype(np.float64) - mu
-    return np.einsum("ij,jk,ik->i", diff, icov, diff).reshape(image.shape[:2])
+    inside = where[y0:y1, x0:x1]
+    diff = lab[inside] - mu
+    out = np.full(where.shape, np.inf)
+    out[y0:y1, x0:x1][inside] = np.einsum("ij,jk,ik->i", diff, icov, diff)
+    return out
 
 
 def refine_with_colour(image: np.ndarray, labels: np.ndarray, lm: np.ndarray, *, forehead_max: float = 1.0,
@@ -161,15 +178,14 @@ def refine_with_colour(image: np.ndarray, labels: np.ndarray, lm: np.ndarray, *,
     face = np.isin(labels, [LABEL["skin"], LABEL["nose"]])
     zone = np.zeros((h, w), np.uint8)
     _fill(zone, skin_polygon(lm, forehead_max), 1)
-    zone = cv2.dilate(zone, _disk(reach * face_len)).astype(bool)
+    zone = _dilate(zone, reach * face_len)
     oval = np.zeros((h, w), np.uint8)
     _fill(oval, skin_polygon(lm, 0.0), 1)
-    core = cv2.erode(oval, _disk(core_margin * face_len)).astype(bool)
-    sample = cv2.erode(oval, _disk(0.08 * face_len)).astype(bool)
-    sample &= ~cv2.dilate(parts.astype(np.uint8), _disk(0.04 * face_len)).astype(bool)
+    core = _erode(oval, core_margin * face_len)
+    sample = _erode(oval, 0.08 * face_len) & ~_dilate(parts, 0.04 * face_len)
     if sample.sum() < 50:  # face too small to model its colour: keep the geometry
         return labels
-    skin = _skin_distance(image, sample) < skin_threshold
+    skin = _skin_distance(image, sample, zone) < skin_threshold
     keep = ((zone & skin) | (core & face) | parts).astype(np.uint8)
     keep = cv2.morphologyEx(keep, cv2.MORPH_OPEN, _disk(0.01 * face_len))
     keep = cv2.morphologyEx(keep, cv2.MORPH_CLOSE, _disk(0.02 * face_len))

@@ -85,4 +85,6 @@ def face_mask(fused: np.ndarray, original: np.ndarray, attribute: str, parser=No
                      f"original {original_source or ''}".strip(): np.asarray(original)})
     if parser is None or isinstance(parser, str):
         parser = get_parser(parser or "landmarks")
-    return mask_from_labels(parser.parse(fused, fused_source), parser.parse(original, original_source), attribute)
+    fused_labels = parser.parse(fused, fused_source)
+    original_labels = fused_labels if fused is original else parser.parse(original, original_source)
+    return mask_from_labels(fused_labels, original_labels, attribute)
