@@ -1,0 +1,5 @@
+"""`python -m blendfix.cli ...` = `blendfix ...`."""
+
+from . import main
+
+main()
