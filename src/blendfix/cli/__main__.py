@@ -1,4 +1,4 @@
-"""`python -m blendfix.cli ...` = `blendfix ...`."""
+"""`python -m blendfix.cli`."""
 
 from . import main
 
