@@ -1,5 +1,6 @@
 """Fusion and Poisson (seamless) blending."""
 
 from .fuse import fuse
+from .seamless import seamless_clone
 
-__all__ = ["fuse"]
+__all__ = ["fuse", "seamless_clone"]
