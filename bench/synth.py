@@ -1,0 +1,117 @@
+"""Synthesis throughput: photos per second at several resolutions and where the time goes.
+
+    PYTHONPATH=src OMP_NUM_THREADS=1 python bench/synth.py --faces ../shared/data/faces \
+        --sizes 256 512 1024 --photos 8 --workers 2
+
+For each size, the synthetic-editor pipeline (``blendfix.synth.pipeline.PhotoPipeline``) makes
+``--photos`` items in this process (one warm-up photo first, not counted) and the seconds per stage
+(read, landmarks, edit, parsing, poisson, write) are summed. Then ``run_synth`` is timed at the first
+size with 1 and with ``--workers`` processes on the same photos, as the ratio of the two (same run,
+same machine). Prints a Markdown table. Photos are the 1024² ones in the folder (sorted by path),
+so every size is a downscale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from blendfix.io import read_image  # noqa: E402
+from blendfix.synth.config import SynthConfig, item_id, item_seed  # noqa: E402
+from blendfix.synth.pipeline import PhotoPipeline  # noqa: E402
+from blendfix.synth.runner import Task, discover, run_synth  # noqa: E402
+
+STAGES = ("read", "landmarks", "edit", "parsing", "poisson", "write")
+
+
+def pick_photos(faces: Path, count: int, side: int = 1024) -> list[tuple[Path, str]]:
+    out = []
+    for path, rel in discover(faces):
+        if read_image(path).shape[:2] == (side, side):
+            out.append((path, rel))
+        if len(out) == count + 1:
+            break
+    if len(out) < count + 1:
+        sys.exit(f"need {count + 1} photos of {side}x{side} under {faces}, found {len(out)}")
+    return out
+
+
+def bench_size(photos: list[tuple[Path, str]], size: int, poisson: str) -> dict[str, float]:
+    cfg = SynthConfig(resolution=size, poisson=poisson)
+    pipe = PhotoPipeline(cfg, {})
+    totals = dict.fromkeys(STAGES, 0.0)
+    made, wall = 0, 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, (path, rel) in enumerate(photos):
+            task = Task(str(path), rel, str(path), item_id(rel), item_seed(0, rel), "smile")
+            folder = Path(tmp) / f"{n}"
+            folder.mkdir()
+            start = time.perf_counter()
+            try:
+                _, t = pipe(task, folder)
+            except ValueError as e:  # a photo without a face at this size: reported, not counted
+                print(f"  {rel} at {size}: skipped ({e})", file=sys.stderr)
+                continue
+            if n == 0:
+                continue  # warm-up
+            wall += time.perf_counter() - start
+            made += 1
+            for k in STAGES:
+                totals[k] += t.get(k, 0.0)
+    return {"photos": made, "wall": wall, **totals}
+
+
+def bench_workers(photos: list[tuple[Path, str]], size: int, workers: int, poisson: str) -> dict[int, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "photos"
+        src.mkdir()
+        for path, rel in photos:
+            (src / rel.replace("/", "_")).symlink_to(path.resolve())
+        rates = {}
+        for w in (1, workers):
+            cfg = SynthConfig(input=str(src), resolution=size, poisson=poisson)
+            start = time.perf_counter()
+            s = run_synth(cfg, Path(tmp) / f"out{w}", workers=w, progress=False)
+            rates[w] = s.made / (time.perf_counter() - start)
+    return rates
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--faces", type=Path, default=Path(os.environ.get("BLENDFIX_SHARED", "../shared")) / "data/faces")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
+    ap.add_argument("--photos", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--poisson", default="opencv", choices=["opencv", "torch"])
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    photos = pick_photos(args.faces, args.photos)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+          f"{torch.__version__} at 1 thread; poisson={args.poisson}; {args.photos} photos per size "
+          f"(1024² sources) after 1 warm-up\n")
+    print("| size | photos/s | s/photo | " + " | ".join(STAGES) + " |")
+    print("|---|---|---|" + "---|" * len(STAGES))
+    for size in args.sizes:
+        r = bench_size(photos, size, args.poisson)
+        per = r["wall"] / max(r["photos"], 1)
+        split = " | ".join(f"{r[k] / r['wall'] * 100:.0f}% ({r[k] / max(r['photos'], 1) * 1000:.0f} ms)"
+                           for k in STAGES)
+        print(f"| {size}² | {r['photos'] / r['wall']:.2f} | {per:.2f} | {split} |")
+    if args.workers > 1:
+        rates = bench_workers(photos, args.sizes[0], args.workers, args.poisson)
+        print(f"\nrun_synth at {args.sizes[0]}² on {len(photos)} photos (incl. process start-up): 1 worker "
+              f"{rates[1]:.2f} photos/s, {args.workers} workers {rates[args.workers]:.2f} photos/s "
+              f"(x{rates[args.workers] / rates[1]:.2f})")
+
+
+if __name__ == "__main__":
+    main()
