@@ -90,6 +90,7 @@ def test_builds_the_layout_lists_skips_and_a_rerun_does_no_work(photos, tmp_path
 
     again = run(photos, out)
     assert (again.made, again.already_done, again.skipped_before, again.skipped) == (0, 8, 2, [])
+    assert again.exit_code() == 0 and again.exit_code(strict=True) == 1
     assert len(calls(log)) == n_calls and tree(out) == before
 
     retried = run(photos, out, retry_skipped=True)

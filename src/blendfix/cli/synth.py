@@ -41,7 +41,7 @@ _SHOWN_SKIPS = 20
 @click.option("--shard", help="i/n: make only shard i (from 0) of n, for several machines; merge after.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N photos (by path) of the selection.")
 @click.option("--retry-skipped", is_flag=True, help="Retry photos an earlier run listed in skipped.jsonl.")
-@click.option("--strict", is_flag=True, help="Exit 1 if any photo is skipped (default: only if all fail).")
+@click.option("--strict", is_flag=True, help="Exit 1 if any photo is skipped, now or earlier (default: if all fail).")
 @click.option("--merge", "merge", is_flag=True,
               help="Merge the synth folders given as arguments into -o instead of synthesising.")
 @device_options

@@ -118,8 +118,9 @@ class RunSummary:
 
     def exit_code(self, strict: bool = False) -> int:
         """0 normally; 1 when an unexpected error occurred, when nothing at all could be made
-        from a non-empty selection, or (``strict``) when any photo was skipped."""
-        if self.errors or (strict and self.skipped):
+        from a non-empty selection, or (``strict``) when any photo of the selection is skipped
+        (now or by an earlier run)."""
+        if self.errors or (strict and (self.skipped or self.skipped_before)):
             return 1
         finished = self.already_done + self.rerecorded + self.made
         return 1 if self.photos and finished == 0 else 0
