@@ -186,3 +186,15 @@ def test_settings_clash_lock_and_total_failure_are_refused(photos, tmp_path):
     (bad / "x.png").write_bytes(b"")
     s = run(bad, tmp_path / "bad_set")
     assert s.exit_code() == 1 and s.skipped[0][1] == "unreadable"
+
+
+def test_a_worker_process_dying_stops_the_run_cleanly_and_a_rerun_completes(photos, tmp_path, monkeypatch):
+    run(photos, tmp_path / "clean")
+    out = tmp_path / "set"
+    monkeypatch.setenv("FAKE_SYNTH_DIE", "a/two.jpg")
+    with pytest.raises(BlendfixError, match="rerun"):
+        run(photos, out, workers=2)
+    monkeypatch.delenv("FAKE_SYNTH_DIE")
+    s = run(photos, out, workers=2)
+    assert s.made + s.already_done + s.rerecorded == 8
+    assert tree(out) == tree(tmp_path / "clean")

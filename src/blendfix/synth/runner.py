@@ -409,6 +409,8 @@ def run_synth(config: SynthConfig, out: str | os.PathLike, *, factory: Factory |
         try:
             for o in _outcomes(pending, ctx, factory, workers, batch_size):
                 handle(o)
+                if o.record is None:
+                    bar.set_postfix(skipped=len(summary.skipped), refresh=False)
                 bar.update(1)
         finally:
             bar.close()
