@@ -44,7 +44,7 @@ from ..io import IMAGE_SUFFIXES
 from . import manifest
 from .config import DEFINING_FIELDS, SynthConfig, choose_attribute, item_id, item_seed, shard_of
 
-SKIPPED = "skipped.jsonl"
+SKIPPED = layout.SKIPPED
 LOCK = ".lock"
 TMP_SUFFIX = ".tmp"
 
