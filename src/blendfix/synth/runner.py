@@ -227,22 +227,15 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(factory: Factory, ctx: RunContext) -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        import cv2
-        cv2.setNumThreads(1)
-    except ImportError:  # pragma: no cover - opencv is a dependency
-        pass
-    if "torch" in sys.modules or _torch_available():
-        import torch
-        torch.set_num_threads(1)
+    """Worker start-up: one thread for OpenMP, OpenCV and torch; build the item maker once."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import cv2
+
+    cv2.setNumThreads(1)
     _WORKER["maker"] = factory(ctx.config, dict(ctx.options))
     _WORKER["ctx"] = ctx
-
-
-def _torch_available() -> bool:
-    import importlib.util
-    return importlib.util.find_spec("torch") is not None
+    if "torch" in sys.modules:  # imported by the maker (editor, Poisson backend): keep it at 1 thread
+        sys.modules["torch"].set_num_threads(1)
 
 
 def _worker_task(task: Task) -> Outcome:
