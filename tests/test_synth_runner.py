@@ -198,3 +198,20 @@ def test_a_worker_process_dying_stops_the_run_cleanly_and_a_rerun_completes(phot
     s = run(photos, out, workers=2)
     assert s.made + s.already_done + s.rerecorded == 8
     assert tree(out) == tree(tmp_path / "clean")
+
+
+def test_cli_merges_shard_folders_and_explains_usage_mistakes(photos, tmp_path, capsys):
+    from blendfix.cli import main
+
+    parts = [tmp_path / f"part{i}" for i in range(2)]
+    for i, p in enumerate(parts):
+        run(photos, p, shard=(i, 2))
+    run(photos, tmp_path / "full")
+    assert main(["synth", "--merge", *map(str, parts), "-o", str(tmp_path / "merged")]) == 0
+    assert "8 items" in capsys.readouterr().err
+    assert tree(tmp_path / "merged") == tree(tmp_path / "full")
+    assert main(["synth", "-o", str(tmp_path / "x")]) == 2
+    assert "-i" in capsys.readouterr().err
+    assert main(["synth", "--merge", "-o", str(tmp_path / "x")]) == 2
+    assert main(["synth", "-i", str(photos), "-o", str(tmp_path / "x"), "--shard", "3/3"]) == 1
+    assert "0 <= i < n" in capsys.readouterr().err
