@@ -4,9 +4,10 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# mediapipe ships the face-landmark model used by the offline parser. Its declared dependency
-# opencv-contrib-python clashes with opencv-python-headless, so it is installed with --no-deps and
-# its real run-time needs come from the `landmarks` extra.
+# mediapipe 0.10.14 ships the face-mesh models used by the offline parser (later releases dropped
+# them). Its declared dependencies (opencv-contrib-python, jax, sounddevice, protobuf<5) clash with
+# this environment, so it is installed with --no-deps; blendfix uses only its compiled graph runner,
+# whose run-time needs (numpy, protobuf) come from the `landmarks` extra.
 MEDIAPIPE := mediapipe==0.10.14
 
 .PHONY: venv demo test lint bench clean-venv
