@@ -91,7 +91,7 @@ def cmd(sources: tuple[Path, ...], input_: Path | None, output: Path, config_fil
             workers = 1
     summary = run_synth(config, output, workers=workers, shard=parse_shard(shard), limit=limit,
                         batch_size=batch_size, retry_skipped=retry_skipped, checkpoints=checkpoints,
-                        options={"device": device, "precision": precision})
+                        options={"device": device, "precision": precision, "batch_size": batch_size})
     _report(summary, output)
     return summary.exit_code(strict)
 

@@ -68,28 +68,41 @@ def load_photo(path: str | Path, resolution: int, non_square: str = "crop",
 
 
 def checkpoint_hashes(config: SynthConfig) -> dict[str, str | None]:
-    """``{"generator": sha256, ...}`` of the GAN editor's checkpoint files (computed once per run)."""
+    """sha256 of every file the GAN editor reads (computed once per run, recorded in every item).
+
+    ``generator``, ``encoder``, ``diffcam`` (the editor's defaults where the config leaves them unset;
+    ``generator: null`` = the decoder inside the pSp file) and ``direction:<attribute>`` for each of
+    ``config.attributes``. Missing files raise the offline "place X at Y" error.
+    """
     from ..checkpoints import sha256_file
+    from ..edit.directions import direction_path
+    from ..edit.gan import GanEditor
     from ..registry import checkpoint_path
 
+    defaults = inspect.signature(GanEditor.__init__).parameters
     out: dict[str, str | None] = {}
     for name in ("generator", "encoder", "diffcam"):
-        value = getattr(config, name)
+        value = getattr(config, name) or defaults[name].default
         out[name] = sha256_file(checkpoint_path(value)) if value else None
+    for attr in config.attributes:
+        out[f"direction:{attr}"] = sha256_file(direction_path(attr))
     return out
 
 
 def build_editor(config: SynthConfig, options: dict[str, Any]) -> Any:
-    """The configured editor (``synthetic`` needs nothing; ``gan`` its checkpoints and a device)."""
+    """The configured editor: ``synthetic`` needs nothing; ``gan`` its checkpoints, ``device``,
+    ``precision`` and ``batch_size`` (from ``options``). ``options["editor"]``, an editor object,
+    is used as is (in-process runs, e.g. a GAN editor built from modules)."""
     from ..edit import get_editor
 
+    if options.get("editor") is not None:
+        return options["editor"]
     if config.editor == "synthetic":
         return get_editor("synthetic")
     kwargs: dict[str, Any] = {k: getattr(config, k) for k in ("generator", "encoder", "diffcam") if getattr(config, k)}
     if config.alpha is not None:
         kwargs["alpha"] = config.alpha
-    if options.get("device"):
-        kwargs["device"] = options["device"]
+    kwargs.update({k: options[k] for k in ("device", "precision", "batch_size") if options.get(k) is not None})
     return get_editor("gan", **kwargs)
 
 
@@ -216,21 +229,32 @@ class PhotoPipeline:
         return out
 
     def _edit_many(self, tasks: list[Task], ready: list[tuple], timings: list[dict[str, float]]) -> list[Any]:
+        """Edit the prepared photos: one ``edit_batch`` call per attribute when the editor has it."""
         batch = getattr(self.editor, "edit_batch", None)
-        if batch is None or not ready:
-            results: list[Any] = []
-            for i, image, _, landmarks in ready:
+        results: list[Any] = [None] * len(ready)
+        if batch is None:
+            for j, (i, image, _, landmarks) in enumerate(ready):
                 try:
-                    results.append(self.edit(tasks[i], image, landmarks, timings[i]))
+                    results[j] = self.edit(tasks[i], image, landmarks, timings[i])
                 except Exception as e:  # noqa: BLE001 - reported per task
-                    results.append(e)
+                    results[j] = e
             return results
-        start = time.perf_counter()
-        results = list(batch([r[1] for r in ready], [tasks[r[0]].attribute for r in ready],
-                             seeds=[tasks[r[0]].seed for r in ready]))
-        share = (time.perf_counter() - start) / len(ready)
-        for i, *_ in ready:
-            timings[i]["edit"] = timings[i].get("edit", 0.0) + share
+        groups: dict[str, list[int]] = {}
+        for j, (i, *_rest) in enumerate(ready):
+            groups.setdefault(tasks[i].attribute, []).append(j)
+        for attribute, members in groups.items():
+            start = time.perf_counter()
+            try:
+                edited = list(batch([ready[j][1] for j in members], attribute))
+            except Exception as e:  # noqa: BLE001 - the group fails together; each task reports it
+                edited = [e] * len(members)
+            share = (time.perf_counter() - start) / len(members)
+            for j, res in zip(members, edited, strict=True):
+                i = ready[j][0]
+                timings[i]["edit"] = timings[i].get("edit", 0.0) + share
+                if not isinstance(res, BaseException):
+                    res.info["seed"] = tasks[i].seed  # as a one-photo edit(..., seed=) records it
+                results[j] = res
         return results
 
 

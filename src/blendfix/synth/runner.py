@@ -426,6 +426,7 @@ def _outcomes(pending: list[Task], ctx: RunContext, factory: Factory, workers: i
     if workers == 1:
         maker = factory(ctx.config, dict(ctx.options))
         if batch_size > 1 and hasattr(maker, "make_batch"):
+            pending = sorted(pending, key=lambda t: t.attribute)  # editors batch one attribute at a time
             for i in range(0, len(pending), batch_size):
                 yield from run_batch(maker, ctx, pending[i:i + batch_size])
         else:
