@@ -5,10 +5,11 @@
 
 For each size, the synthetic-editor pipeline (``blendfix.synth.pipeline.PhotoPipeline``) makes
 ``--photos`` items in this process (one warm-up photo first, not counted) and the seconds per stage
-(read, landmarks, edit, parsing, poisson, write) are summed. Then ``run_synth`` is timed at the first
-size with 1 and with ``--workers`` processes on the same photos, as the ratio of the two (same run,
-same machine). Prints a Markdown table. Photos are the 1024² ones in the folder (sorted by path),
-so every size is a downscale.
+(read, landmarks, edit, parsing, poisson, write) are summed. Then whole ``run_synth`` runs (process
+start-up included) are timed at the first size on ``--worker-photos`` photos with 1 and with
+``--workers`` processes, reported as the ratio of the two (same run, same machine). Prints a
+Markdown table. Photos are the 1024² ones in the folder (sorted by path), so every size is a
+downscale.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def bench_size(photos: list[tuple[Path, str]], size: int, poisson: str) -> dict[
 
 
 def bench_workers(photos: list[tuple[Path, str]], size: int, workers: int, poisson: str) -> dict[int, float]:
+    """photos/s of whole ``run_synth`` runs (process start-up included) with 1 and ``workers`` processes."""
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "photos"
         src.mkdir()
@@ -89,26 +91,28 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     ap.add_argument("--photos", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--worker-photos", type=int, default=16, help="photos for the 1-vs-N worker comparison")
     ap.add_argument("--poisson", default="opencv", choices=["opencv", "torch"])
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(1)
-    photos = pick_photos(args.faces, args.photos)
+    photos = pick_photos(args.faces, max(args.photos, args.worker_photos))
+    sized, photos_all = photos[:args.photos + 1], photos
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
           f"{torch.__version__} at 1 thread; poisson={args.poisson}; {args.photos} photos per size "
           f"(1024² sources) after 1 warm-up\n")
     print("| size | photos/s | s/photo | " + " | ".join(STAGES) + " |")
     print("|---|---|---|" + "---|" * len(STAGES))
     for size in args.sizes:
-        r = bench_size(photos, size, args.poisson)
+        r = bench_size(sized, size, args.poisson)
         per = r["wall"] / max(r["photos"], 1)
         split = " | ".join(f"{r[k] / r['wall'] * 100:.0f}% ({r[k] / max(r['photos'], 1) * 1000:.0f} ms)"
                            for k in STAGES)
         print(f"| {size}² | {r['photos'] / r['wall']:.2f} | {per:.2f} | {split} |")
     if args.workers > 1:
-        rates = bench_workers(photos, args.sizes[0], args.workers, args.poisson)
-        print(f"\nrun_synth at {args.sizes[0]}² on {len(photos)} photos (incl. process start-up): 1 worker "
+        rates = bench_workers(photos_all, args.sizes[0], args.workers, args.poisson)
+        print(f"\nrun_synth at {args.sizes[0]}² on {len(photos_all)} photos (incl. process start-up): 1 worker "
               f"{rates[1]:.2f} photos/s, {args.workers} workers {rates[args.workers]:.2f} photos/s "
               f"(x{rates[args.workers] / rates[1]:.2f})")
 
