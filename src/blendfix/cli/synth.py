@@ -9,7 +9,14 @@ import yaml
 
 from ..attributes import ATTRIBUTES
 from ..config import from_dict, to_dict
-from ..synth.config import EDITOR_CHOICES, NON_SQUARE_CHOICES, POISSON_CHOICES, SynthConfig, parse_shard
+from ..synth.config import (
+    EDITOR_CHOICES,
+    NON_SQUARE_CHOICES,
+    PARSER_CHOICES,
+    POISSON_CHOICES,
+    SynthConfig,
+    parse_shard,
+)
 from ..synth.merge import merge_datasets
 from ..synth.runner import SKIPPED, RunSummary, run_synth
 from .common import device_options
@@ -32,6 +39,8 @@ _SHOWN_SKIPS = 20
 @click.option("--non-square", type=click.Choice(NON_SQUARE_CHOICES),
               help="Non-square photos: centre crop (default) or skip.")
 @click.option("--poisson", type=click.Choice(POISSON_CHOICES), help="Seamless-clone backend (default opencv).")
+@click.option("--parser", type=click.Choice(PARSER_CHOICES),
+              help="Face parser for M_face: landmarks (offline, default) or bisenet (needs its checkpoint).")
 @click.option("--generator", help="GAN editor: StyleGAN2 generator checkpoint (name or path).")
 @click.option("--encoder", help="GAN editor: pSp encoder checkpoint (name or path).")
 @click.option("--diffcam", help="GAN editor: Diff-CAM classifier checkpoint (name or path).")
@@ -47,7 +56,7 @@ _SHOWN_SKIPS = 20
 @device_options
 def cmd(sources: tuple[Path, ...], input_: Path | None, output: Path, config_file: Path | None, editor: str | None,
         attributes: str | None, seed: int | None, resolution: int | None, non_square: str | None,
-        poisson: str | None, generator: str | None, encoder: str | None, diffcam: str | None,
+        poisson: str | None, parser: str | None, generator: str | None, encoder: str | None, diffcam: str | None,
         alpha: float | None, workers: int, shard: str | None, limit: int | None, retry_skipped: bool,
         strict: bool, merge: bool, device: str, batch_size: int, precision: str) -> int:
     """Synthesise a training set from aligned face photos, or merge synth folders.
@@ -77,7 +86,7 @@ def cmd(sources: tuple[Path, ...], input_: Path | None, output: Path, config_fil
     if input_ is None:
         raise click.UsageError("give the photo folder with -i (or --merge FOLDERS)")
     given = {"input": str(input_), "editor": editor, "seed": seed, "resolution": resolution,
-             "non_square": non_square, "poisson": poisson, "generator": generator, "encoder": encoder,
+             "non_square": non_square, "poisson": poisson, "parser": parser, "generator": generator, "encoder": encoder,
              "diffcam": diffcam, "alpha": alpha,
              "attributes": [a for a in attributes.split(",") if a.strip()] if attributes else None}
     config = _config(config_file, {k: v for k, v in given.items() if v is not None})

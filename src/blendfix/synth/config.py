@@ -16,6 +16,7 @@ from ..attributes import ATTRIBUTES, canonical
 EDITOR_CHOICES = ("synthetic", "gan")
 NON_SQUARE_CHOICES = ("crop", "skip")
 POISSON_CHOICES = ("opencv", "torch")
+PARSER_CHOICES = ("landmarks", "bisenet")
 
 #: Item seeds lie in ``[0, 2**31)`` so every editor can feed them to numpy or torch generators.
 SEED_RANGE = 2**31
@@ -34,6 +35,8 @@ class SynthConfig:
     * ``non_square``: ``crop`` = centre crop to the largest square, ``skip`` = list the photo as
       skipped (use ``skip`` when non-square photos mean unaligned ones you would rather leave out).
     * ``poisson``: backend of the seamless clone that makes the target (``opencv`` or ``torch``).
+    * ``parser``: face parser for M_face: ``landmarks`` (offline, from the face mesh) or ``bisenet``
+      (the paper's BiSeNet; needs its checkpoint).
     * ``generator`` / ``encoder`` / ``diffcam`` / ``alpha``: GAN editor checkpoints (registered names
       or paths) and edit strength (``None`` = the editor's default); unused by ``synthetic``.
     """
@@ -45,6 +48,7 @@ class SynthConfig:
     resolution: int = 256
     non_square: str = "crop"
     poisson: str = "opencv"
+    parser: str = "landmarks"
     generator: str | None = None
     encoder: str | None = None
     diffcam: str | None = None
@@ -63,12 +67,14 @@ class SynthConfig:
             raise ValueError(f"non_square {self.non_square!r}: choose one of {', '.join(NON_SQUARE_CHOICES)}")
         if self.poisson not in POISSON_CHOICES:
             raise ValueError(f"poisson {self.poisson!r}: choose one of {', '.join(POISSON_CHOICES)}")
+        if self.parser not in PARSER_CHOICES:
+            raise ValueError(f"parser {self.parser!r}: choose one of {', '.join(PARSER_CHOICES)}")
         if self.seed < 0:
             raise ValueError(f"seed {self.seed}: must be >= 0")
 
 
 #: Fields that must agree between runs writing into one dataset folder, and between merged shards.
-DEFINING_FIELDS = ("editor", "attributes", "seed", "resolution", "non_square", "poisson", "alpha")
+DEFINING_FIELDS = ("editor", "attributes", "seed", "resolution", "non_square", "poisson", "parser", "alpha")
 
 
 def _digest(*parts: object) -> bytes:

@@ -156,11 +156,12 @@ class PhotoPipeline:
 
     def __init__(self, config: SynthConfig, options: dict[str, Any] | None = None) -> None:
         from ..blend.seamless import seamless_clone
-        from ..parsing import face_mask
+        from ..parsing import face_mask, get_parser
         from ..parsing.landmarks import detect_landmarks
 
         self.config = config
         self.editor = build_editor(config, options or {})
+        self.parser = get_parser(config.parser)
         self._face_mask, self._clone, self._landmarks = face_mask, seamless_clone, detect_landmarks
         params = inspect.signature(self.editor.edit).parameters
         self._edit_kwargs = {k for k in ("landmarks", "source") if k in params}
@@ -188,7 +189,9 @@ class PhotoPipeline:
         """F, M_face, the Poisson target, and the item's files; returns its manifest fields."""
         fused = result.fused
         with _timed(t, "parsing"):
-            face = (np.asarray(self._face_mask(fused, image, task.attribute)) > 0.5).astype(np.float32)
+            face = self._face_mask(fused, image, task.attribute, self.parser, fused_source=f"F of {task.source}",
+                                   original_source=task.source)
+            face = (np.asarray(face) > 0.5).astype(np.float32)
         if not face.any():
             raise NoFaceError(f"{task.source}: the face mask over F and I is empty (face not found in the "
                               f"fused image); the photo cannot make a training item.")
