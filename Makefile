@@ -4,8 +4,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# mediapipe 0.10.14 ships the face-mesh models used by the offline parser (later releases dropped
-# them). Its declared dependencies (opencv-contrib-python, jax, sounddevice, protobuf<5) clash with
+# mediapipe 0.10.14 ships the face-mesh models used by the offline parser (0.10.30+ dropped them,
+# 0.10.15-0.10.21 declare numpy<2). Its declared dependencies (opencv-contrib-python, jax, sounddevice, protobuf<5) clash with
 # this environment, so it is installed with --no-deps; blendfix uses only its compiled graph runner,
 # whose run-time needs (numpy, protobuf) come from the `landmarks` extra.
 MEDIAPIPE := mediapipe==0.10.14

@@ -99,3 +99,15 @@ def test_worker_processes_get_their_own_model(data_dir):
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         got = pool.apply(detect_landmarks, (image, str(path)))
     np.testing.assert_allclose(got, expected, atol=1e-3)
+
+
+def test_mediapipe_chatter_is_filtered_but_real_errors_pass(capfd):
+    import os
+
+    from blendfix.parsing.landmarks import _quiet_stderr
+
+    with _quiet_stderr():
+        os.write(2, b"W0000 00:00:1 feedback manager chatter\nINFO: Created TensorFlow Lite XNNPACK delegate\n"
+                    b"E0000 a real error\n")
+    err = capfd.readouterr().err
+    assert "a real error" in err and "chatter" not in err and "XNNPACK" not in err

@@ -98,6 +98,18 @@ def test_border_touching_mask_is_cloned_in_place(sc, backend):
         assert np.abs(raw.astype(int) - d).max() > 1  # what the plain OpenCV call does
 
 
+@pytest.mark.parametrize("backend", ["opencv", "torch"])
+@pytest.mark.parametrize("region", [(slice(None), slice(0, 21)), (slice(3, 30), slice(27, None)),
+                                    (slice(None), slice(None)), (slice(0, 13), slice(4, 40))])
+def test_synthetic_border_masks_stay_in_place(backend, region):
+    rng = np.random.default_rng(8)
+    d = _smooth(rng, 40, 48)
+    m = np.zeros((40, 48), np.uint8)
+    m[region] = 255
+    out = seamless_clone(d, d, m, backend=backend)  # dst into itself: in place gives dst back (+-1)
+    assert np.abs(out.astype(int) - d).max() <= 1
+
+
 # ---- torch backend ----------------------------------------------------------------------------
 
 def test_torch_matches_opencv_on_every_unshifted_case(sc):
@@ -112,20 +124,38 @@ def test_torch_matches_opencv_on_every_unshifted_case(sc):
         assert np.array_equal(ours[outside], d[outside]), f"{c['name']}: changed outside the rectangle"
 
 
-def test_torch_solution_satisfies_the_poisson_equation(sc):
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 2e-4), (torch.float32, 1e-2)])
+def test_torch_solution_satisfies_the_poisson_equation(sc, dtype, tol):
+    """lap(u) = div(v) before quantisation, to well under the 0.06-level margin truncation cares about.
+
+    (float64 is not exact to 1e-12 because the eigenvalues are rounded to float32 as OpenCV does.)
+    """
     s, d, m = _case(sc, 0)
-    src = torch.from_numpy(s).permute(2, 0, 1)[None].float()
-    dst = torch.from_numpy(d).permute(2, 0, 1)[None].float()
-    w = torch.from_numpy(m)[None, None].float() / 255
-    support = pt.mask_support(w)
-    (x, y, rw, rh), = pt.bounding_rects(support)
-    wc = torch.where(support, w, 0.0)[..., y:y + rh, x:x + rw]
-    patch, dc = src[..., y:y + rh, x:x + rw] * (wc > 0), dst[..., y:y + rh, x:x + rw]
+    src = torch.from_numpy(s).permute(2, 0, 1)[None].to(dtype)
+    dst = torch.from_numpy(d).permute(2, 0, 1)[None].to(dtype)
+    w = torch.from_numpy(m)[None, None].to(dtype) / 255
+    (x, y, rw, rh), = pt.bounding_rects(pt.mask_support(w))
+    patch, dc, wc = (t[..., y:y + rh, x:x + rw] for t in (src, dst, w))
     weights = pt.erode7(wc)
-    u = pt.solve_dirichlet(pt.poisson_rhs(patch, dc, weights))
+    rhs = pt.poisson_rhs(patch, dc, weights)
+    u = pt.solve_dirichlet(rhs)
     residual = pt.laplacian_residual(u, patch, dc, weights)
-    assert residual.abs().max() < 1e-3  # levels; the divergence itself reaches hundreds
-    assert pt.poisson_rhs(patch, dc, weights).abs().max() > 100
+    assert residual.abs().max() < tol  # levels; the divergence itself reaches hundreds
+    assert rhs.abs().max() > 100
+
+
+@pytest.mark.parametrize("h, w", [(3, 3), (4, 5), (5, 4), (7, 12), (16, 9), (31, 30), (40, 57)])
+def test_torch_matches_opencv_on_small_and_odd_rectangles(h, w):
+    """Every rectangle size (odd and even DST lengths, down to a 1-pixel interior) agrees with OpenCV."""
+    rng = np.random.default_rng(h * 100 + w)
+    s, d = rng.integers(0, 256, (64, 72, 3), dtype=np.uint8), rng.integers(0, 256, (64, 72, 3), dtype=np.uint8)
+    m = np.zeros((64, 72), np.uint8)
+    m[5:5 + h, 9:9 + w] = 255
+    m[5 + h // 2, 9 + w // 2] = 200  # a soft value inside
+    ours, ref = seamless_clone(s, d, m), seamless_clone(s, d, m, backend="opencv")
+    _assert_close(ours, ref, {"max_abs": 1, "max_frac": 0.01}, f"{h}x{w}")
+    if h > 7 and w > 7:
+        assert np.abs(ours.astype(int) - d).max() > 10  # something was cloned
 
 
 def test_erosion_is_a_7x7_minimum_with_zero_outside():
@@ -159,7 +189,8 @@ def test_batch_equals_per_image_and_numpy_api():
         one = seamless_clone(src[b:b + 1], dst[b:b + 1], mask[b:b + 1])
         assert torch.equal(batch[b:b + 1], one)
         np_out = seamless_clone(_u8(src[b]), _u8(dst[b]), (mask[b, 0].numpy() * 255).round().astype(np.uint8))
-        assert np.abs(np_out.astype(int) - (batch[b].permute(1, 2, 0).numpy() * 255).round()).max() == 0
+        diff = np.abs(np_out.astype(int) - (batch[b].permute(1, 2, 0).numpy() * 255).round())
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3  # float x/255*255 may sit an ulp off a level
 
 
 def test_tensor_output_is_dst_outside_the_rectangle_and_quantised_inside():
@@ -186,6 +217,9 @@ def test_gradients_flow_without_quantisation():
     assert out.requires_grad and not torch.equal(out, out.floor())
     out.square().sum().backward()
     assert src64.grad.abs().sum() > 0 and dst64.grad.abs().sum() > 0
+    soft = mask.double().mul(0.8).requires_grad_()  # weights (eroded mask) get gradients too
+    seamless_clone(src64.detach(), dst64.detach(), soft, quantize=False).square().sum().backward()
+    assert soft.grad.abs().sum() > 0
     fn = lambda s, d: seamless_clone(s, d, mask.double(), quantize=False)  # noqa: E731
     s2, d2 = src64.detach().requires_grad_(), dst64.detach().requires_grad_()
     assert torch.autograd.gradcheck(fn, (s2, d2), eps=1e-6, atol=1e-5, fast_mode=True)

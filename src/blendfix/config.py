@@ -60,6 +60,11 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         return tuple(out) if origin is tuple else out
     if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
+    if tp in (int, float) and isinstance(value, str):  # YAML reads "1e-3" as a string
+        try:
+            return tp(value)
+        except ValueError:
+            raise ValueError(f"{where}: expected {tp.__name__}, got {value!r}") from None
     if tp is Path:
         return Path(value)
     if tp in (int, str, bool) and not isinstance(value, tp):

@@ -170,17 +170,10 @@ def _seamless_tensor(src: torch.Tensor, dst: torch.Tensor, mask: torch.Tensor, b
             outs.append(torch.from_numpy(_opencv_one(s, d, m, center)).permute(2, 0, 1))
         return torch.stack(outs).to(device=dst.device, dtype=dst.dtype) / 255.0
     compute = dst.dtype if dst.dtype in (torch.float32, torch.float64) else torch.float32
-    lv_src, lv_dst = src.to(compute) * 255.0, dst.to(compute) * 255.0
-    out, rects = clone_levels(lv_src, lv_dst, mask.to(compute), quantize=quantize)
+    out, rects = clone_levels(src.to(compute), dst.to(compute), mask.to(compute), scale=255.0, quantize=quantize)
     for b, r in enumerate(rects):
         _guard(r or (0, 0, 0, 0), f"mask {b} of the batch")
-    result = (out / 255.0).to(dst.dtype)
-    # outside each solved interior the output is dst itself, bit for bit (no *255 / 255 round trip)
-    solved = torch.zeros_like(mask, dtype=torch.bool)
-    for b, r in enumerate(rects):
-        if r is not None and r[2] >= 3 and r[3] >= 3:
-            solved[b, :, r[1] + 1:r[1] + r[3] - 1, r[0] + 1:r[0] + r[2] - 1] = True
-    return torch.where(solved, result, dst)
+    return out.to(dst.dtype)
 
 
 def seamless_clone(src: np.ndarray | torch.Tensor, dst: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor,
@@ -199,7 +192,8 @@ def seamless_clone(src: np.ndarray | torch.Tensor, dst: np.ndarray | torch.Tenso
     ``quantize=False`` (torch backend) the raw solution is returned, not clipped (it may leave
     ``[0, 1]`` slightly), differentiable w.r.t. ``src``, ``dst`` and ``mask``.
 
-    Outside each image's solved rectangle the output equals ``dst`` exactly. ``backend`` is
+    Outside each image's solved rectangle the output equals ``dst`` exactly (for tensors with
+    ``backend="opencv"``: up to the 8-bit round trip the whole image goes through). ``backend`` is
     ``"torch"`` or ``"opencv"``; ``center`` is ``"bbox"`` (in place), or for ``backend="opencv"``
     only ``"bbox_raw"`` / ``"paper"`` (see the module docstring).
     """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 
 import click
@@ -44,19 +45,34 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors print one clear line (no traceback) and exit non-zero."""
+    """Entry point: user errors print one clear line (no traceback) and exit non-zero.
+
+    Called with ``argv=None`` (the console script) it exits the process; with a list it returns the code.
+    """
+    code = _run(argv)
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         rv = cli.main(args=argv, prog_name="blendfix", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
+    except click.exceptions.Exit as e:
+        return e.exit_code
     except click.ClickException as e:
         e.show()
         return e.exit_code
     except (BlendfixError, ValueError, FileNotFoundError) as e:
         click.echo(f"error: {e}", err=True)
         return 1
-    code = rv if isinstance(rv, int) else 0
-    if argv is None:
-        sys.exit(code)
-    return code
+    except Exception as e:  # a bug, not a user error: one line unless BLENDFIX_DEBUG=1 asks for the traceback
+        if os.environ.get("BLENDFIX_DEBUG"):
+            raise
+        click.echo(f"internal error: {type(e).__name__}: {e} (rerun with BLENDFIX_DEBUG=1 for the traceback "
+                   "and please report it)", err=True)
+        return 2
+    return rv if isinstance(rv, int) else 0

@@ -1,4 +1,4 @@
-"""`python -m blendfix.cli`."""
+"""`python -m blendfix.cli ...` runs the `blendfix` command."""
 
 from . import main
 

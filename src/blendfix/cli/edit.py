@@ -24,16 +24,21 @@ PANELS = ("I", "I'", "T", "M", "F")
 
 
 def strip_image(result: EditResult, panel: int = 256, labels: tuple[str, ...] = PANELS) -> np.ndarray:
-    """I, I', T, M, F side by side, each ``panel`` px high, with a label bar; ``uint8 (h, w, 3)``."""
+    """I, I', T, M, F side by side, each ``panel`` px high, with a label bar; ``uint8 (h, w, 3)``.
+
+    I', T and M are labelled with the editor that made them (e.g. "T (synthetic)").
+    """
     h, w = result.original.shape[:2]
     pw = max(1, round(w * panel / h))
     mask3 = np.repeat(result.mask[..., None], 3, axis=2)
     images = dict(zip(PANELS, (result.original, result.inverted, result.edited, mask3, result.fused), strict=True))
     tiles = []
+    editor = result.info.get("editor")
     for name in labels:
         tile = to_uint8(cv2.resize(images[name], (pw, panel), interpolation=cv2.INTER_AREA))
         bar = np.full((22, pw, 3), 255, np.uint8)
-        cv2.putText(bar, name, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+        text = f"{name} ({editor})" if editor and name in ("I'", "T", "M") else name
+        cv2.putText(bar, text, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
         tiles.append(np.concatenate([bar, tile], axis=0))
         tiles.append(np.full((panel + 22, 2, 3), 255, np.uint8))
     return np.concatenate(tiles[:-1], axis=1)
@@ -90,7 +95,8 @@ def cmd(input_path: Path, attributes: tuple[str, ...], editor_name: str, alpha: 
     if editor_name == "synthetic":
         editor = get_editor("synthetic", strength=alpha / 20.0, fold=fold, cam_upsample=mask_upsample)
     else:
-        options = {"alpha": alpha, "device": device}
+        options = {"alpha": alpha, "device": device, "precision": precision, "batch_size": batch_size,
+                   "attributes": tuple(attrs)}  # direction files checked before any photo is read
         options.update({k: v for k, v in (("generator", generator), ("encoder", encoder), ("diffcam", diffcam))
                         if v is not None})
         editor = get_editor("gan", **options)

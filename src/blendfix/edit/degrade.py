@@ -64,7 +64,8 @@ def lose_detail(image: np.ndarray, strength: float = 1.0) -> np.ndarray:
     if strength <= 0:
         return image
     h, w = image.shape[:2]
-    factor = 1.0 + 1.5 * strength
+    # pSp sees 256² of a 1024² generator output: the loss scales with the rendering's size
+    factor = 1.0 + 1.5 * strength * min(1.0, max(h, w) / 512.0)
     sh, sw = max(16, round(h / factor)), max(16, round(w / factor))
     small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
     up = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
@@ -123,9 +124,14 @@ def reimagine_background(image: np.ndarray, head: np.ndarray, face: np.ndarray, 
     hue_blotch = smooth_field((h, w), 4, rng, channels=3) * (0.015 * strength)
     bg = np.clip(heavy * tint * (1.0 + lum_blotch) + hue_blotch, 0.0, 1.0)
     medium = cv2.bilateralFilter(image, d=7, sigmaColor=0.1, sigmaSpace=side / 120.0 + 1)
+    beside = np.clip(head - face, 0.0, 1.0)
+    # beside the lower half of the face (ears, earrings, collars, hands) the generator invents more
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    cy = float((face.sum(axis=1) * ys[:, 0]).sum() / max(float(face.sum()), 1e-6))
+    lower = np.clip((ys - cy) / (0.1 * h), 0.0, 1.0) * beside * 0.7 * min(strength, 1.0)
     bgw = (1.0 - head)[..., None]
-    hairw = (np.clip(head - face, 0.0, 1.0) * min(strength, 1.0))[..., None]
-    out = image * (1.0 - bgw - hairw) + bg * bgw + medium * hairw
+    hairw = ((beside * min(strength, 1.0)) - lower)[..., None]
+    out = image * (1.0 - bgw - hairw - lower[..., None]) + bg * bgw + medium * hairw + heavy * lower[..., None]
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 

@@ -80,10 +80,11 @@ register_model(ModelEntry(
 ))
 
 
-def read_direction_file(path: str | os.PathLike) -> torch.Tensor:
-    """Raw direction from a ``.npy`` (no pickles) or ``.pt`` (weights only) file -> float64 ``(rows, 512)``.
+def read_direction_file(path: str | os.PathLike, dim: int | None = W_DIM) -> torch.Tensor:
+    """Raw direction from a ``.npy`` (no pickles) or ``.pt`` (weights only) file -> float64 ``(rows, dim)``.
 
-    Accepted shapes: ``(512,)``, ``(1, 512)``, ``(rows, 512)``, ``(1, rows, 512)``.
+    Accepted shapes: ``(dim,)``, ``(1, dim)``, ``(rows, dim)``, ``(1, rows, dim)``; ``dim=None`` accepts
+    any width (small test generators).
     """
     path = Path(path)
     if path.suffix == ".npy":
@@ -102,8 +103,8 @@ def read_direction_file(path: str | os.PathLike) -> torch.Tensor:
         arr = arr[0]
     if arr.ndim == 1:
         arr = arr[None]
-    if arr.ndim != 2 or arr.shape[-1] != W_DIM:
-        raise ValueError(f"{path}: a direction must be (512,), (1, 512), (18, 512) or (1, 18, 512); "
+    if arr.ndim != 2 or (dim is not None and arr.shape[-1] != dim):
+        raise ValueError(f"{path}: a direction must be ({dim},), (1, {dim}), (18, {dim}) or (1, 18, {dim}); "
                          f"got {tuple(arr.shape)}")
     if not torch.isfinite(arr).all():
         raise ValueError(f"{path}: the direction holds NaN or infinite values")
@@ -176,6 +177,7 @@ def direction_path(name_or_path: str | os.PathLike) -> Path:
         raise MissingWeightsError(msg) from None
 
 
-def load_direction(attribute_or_path: str | os.PathLike, n_styles: int = N_STYLES) -> torch.Tensor:
-    """The normalised direction ``float32 (n_styles, 512)`` with unit Frobenius norm (scale it by alpha)."""
-    return normalise_direction(read_direction_file(direction_path(attribute_or_path)), n_styles).float()
+def load_direction(attribute_or_path: str | os.PathLike, n_styles: int = N_STYLES,
+                   dim: int | None = W_DIM) -> torch.Tensor:
+    """The normalised direction ``float32 (n_styles, dim)`` with unit Frobenius norm (scale it by alpha)."""
+    return normalise_direction(read_direction_file(direction_path(attribute_or_path), dim), n_styles).float()

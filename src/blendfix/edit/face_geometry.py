@@ -175,22 +175,3 @@ def rbf_warp(image: np.ndarray, src: np.ndarray, dst: np.ndarray, sigmas: np.nda
     dy = cv2.resize(dy, (w, h), interpolation=cv2.INTER_LINEAR)
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
     return cv2.remap(image, gx + dx, gy + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-
-
-def strands(shape: tuple[int, int], rng: np.random.Generator, angle_deg: float, length: float,
-            density: float = 0.06) -> np.ndarray:
-    """Hair-strand texture ``float32 (H, W)`` in ``[0, 1]``: sparse seeds smeared along ``angle_deg``.
-
-    ``length`` in pixels; ``density`` is the fraction of seed pixels.
-    """
-    h, w = shape
-    seeds = (rng.random((h, w)) < density).astype(np.float32) * rng.uniform(0.5, 1.0, (h, w)).astype(np.float32)
-    n = max(3, int(round(length)) | 1)
-    kernel = np.zeros((n, n), np.float32)
-    c = n // 2
-    t = np.deg2rad(angle_deg)
-    for r in np.linspace(-c, c, 2 * n):
-        kernel[int(round(c + r * np.sin(t))), int(round(c + r * np.cos(t)))] = 1.0
-    out = cv2.filter2D(seeds, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REFLECT)
-    top = float(np.percentile(out, 99.0))
-    return np.clip(out / top, 0.0, 1.0) if top > 0 else out

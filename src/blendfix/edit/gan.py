@@ -77,6 +77,7 @@ class GanEditor:
     * ``alpha`` (20), ``device`` (``auto``), ``precision`` (``fp32``; ``auto``/``fp16``/``bf16`` run the encoder
       and generator under autocast), ``batch_size`` for :meth:`edit_batch`, ``diffcam_size`` (256, EOGI's).
 
+    Modules passed in are moved to the device, set to eval mode and frozen (``requires_grad_(False)``).
     Missing checkpoint files raise one MissingWeightsError naming every file and where to put it.
     """
 

@@ -197,6 +197,30 @@ def diffcam_from_state(state: dict[str, torch.Tensor]) -> DiffCAM:
     return model.eval()
 
 
+def resnet_to_diffcam(state: dict[str, torch.Tensor], split: int = 10,
+                      layers: tuple[int, ...] = RESNET101_LAYERS) -> dict[str, torch.Tensor]:
+    """A torchvision ResNet state_dict (``conv1``, ``bn1``, ``layer1..4``) renamed to the Diff-CAM layout.
+
+    ``fc`` is dropped (Diff-CAM has its own head). This is how EOGI starts training (ImageNet weights).
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        head, _, rest = key.partition(".")
+        if head in ("conv1", "bn1"):
+            out[f"shared.{0 if head == 'conv1' else 1}.{rest}"] = value
+        elif head in ("layer1", "layer2"):
+            out[f"shared.{4 if head == 'layer1' else 5}.{rest}"] = value
+        elif head == "layer3":
+            idx, _, tail = rest.partition(".")
+            i = int(idx)
+            out[f"shared.{6 + i}.{tail}" if i < split else f"classifier.{i - split}.{tail}"] = value
+        elif head == "layer4":
+            out[f"classifier.{layers[2] - split}.{rest}"] = value
+    if not out:
+        raise BlendfixError("not a torchvision ResNet state_dict (no conv1/bn1/layer1..4 keys)")
+    return out
+
+
 def load_diffcam(name_or_path: str | os.PathLike = "diff_cam_weight", device: str | torch.device = "cpu") -> DiffCAM:
     """Registered name or file (EOGI's raw state_dict, or one written by ``blendfix train-diffcam``)."""
     state = load_checkpoint(name_or_path)
@@ -224,4 +248,16 @@ register_checkpoint(CheckpointEntry(
     notes="Linked from the README of github.com/HaoruiSong622/Editing-Out-of-Domain ('diff_cam_weight.pt'); "
           "no public sha256 found. Class indices: Bushy_Eyebrows 6, Eyeglasses 7, Mouth_Open 10, Narrow_Eyes 11, "
           "Beard 12, Smiling 15, Old 16.",
+))
+
+register_checkpoint(CheckpointEntry(
+    name="resnet101_imagenet",
+    filename="resnet101-63fe2227.pth",
+    url="https://download.pytorch.org/models/resnet101-63fe2227.pth",
+    layout="torchvision resnet101 state_dict (conv1, bn1, layer1..layer4, fc); renamed by resnet_to_diffcam",
+    licence="BSD-3-Clause (pytorch/vision); trained on ImageNet (non-commercial research terms)",
+    model="diffcam",
+    notes="Optional start for `blendfix train-diffcam --set init=resnet101_imagenet` (EOGI starts from torchvision "
+          "ImageNet weights; the older resnet101-5d3b4d8f.pth has the same keys). torchvision checks only the "
+          "sha256 prefix 63fe2227 in the file name; no full sha256 recorded.",
 ))

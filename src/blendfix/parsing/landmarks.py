@@ -25,6 +25,7 @@ import contextlib
 import importlib.machinery
 import importlib.util
 import os
+import re
 import struct
 import sys
 import tempfile
@@ -73,7 +74,6 @@ class _FaceMesh:
         self.max_faces = max_faces
         self._pid = os.getpid()
         self._ts = 0
-        self._warm = False
         self._out: dict[str, object] = {}
         with _quiet_stderr():
             fb.resource_util.set_resource_dir(str(root.parent))
@@ -106,39 +106,46 @@ class _FaceMesh:
         self._out.clear()
         self._ts += 1
         packet = fb._packet_creator._create_image_frame_from_pixel_data(fb.image_frame.ImageFormat.SRGB, rgb, True)
-        # the models log their set-up on first use; keep that quiet until a face went through
-        with contextlib.nullcontext() if self._warm else _quiet_stderr():
+        # the models log their set-up lazily (on first use, on a first second face...)
+        with _quiet_stderr():
             self._graph.add_packet_to_input_stream("image", packet.at(self._ts))
             self._graph.wait_until_idle()
         packet = self._out.get("multi_face_landmarks")
         if packet is None or packet.is_empty():
             return []
-        self._warm = True
         return [_parse_landmark_list(b) for b in fb._packet_getter._get_serialized_proto_list(packet)]
+
+
+# mediapipe's routine start-up chatter on stderr: glog-style info/warning lines, TFLite's delegate
+# notice, absl's pre-init notice, and a harmless protobuf-API probe when its bindings load.
+_NOISE = re.compile(r"^(?:[IW]\d{4} |INFO: Created TensorFlow Lite|WARNING: All log messages before absl|"
+                    r"AttributeError: 'MessageFactory' object has no attribute 'GetPrototype')")
 
 
 @contextlib.contextmanager
 def _quiet_stderr():
-    """Silence the C++ log lines mediapipe prints while it starts; re-print them if it fails."""
+    """Capture what mediapipe's C++ code prints on stderr; pass on everything but its routine chatter."""
+    fd = 2  # the C++ code writes to file descriptor 2 whatever sys.stderr is
     try:
-        fd = sys.stderr.fileno()
+        sys.stderr.flush()
+        saved = os.dup(fd)
     except (AttributeError, OSError, ValueError):
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(fd)
     with tempfile.TemporaryFile() as tmp:
         os.dup2(tmp.fileno(), fd)
         try:
             yield
-        except BaseException:
-            os.dup2(saved, fd)
-            tmp.seek(0)
-            sys.stderr.write(tmp.read().decode("utf-8", "replace"))
-            raise
         finally:
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                sys.stderr.flush()
             os.dup2(saved, fd)
             os.close(saved)
+            tmp.seek(0)
+            text = tmp.read().decode("utf-8", "replace")
+            kept = [line for line in text.splitlines(keepends=True) if not _NOISE.match(line)]
+            if kept:
+                os.write(fd, "".join(kept).encode("utf-8", "replace"))
 
 
 def _bindings():

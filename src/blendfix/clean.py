@@ -1,0 +1,187 @@
+"""`blendfix.clean`: turn (original, fused) pairs into seamless images.
+
+Methods:
+
+* ``network`` — the trained MAResU-Net: input ``[F, I]`` in ``[-1, 1]``, output the clean image.
+  Any image size: padded to a square multiple of 32 and cropped back; images whose padded side
+  exceeds ``tile`` are processed in overlapping tiles blended without seams.
+* ``poisson`` — the method's teacher: seamless clone of F into I over the face mask M_face
+  (needs face landmarks or a parser; the attribute picks the mask rule).
+* ``fused`` — the no-op baseline: F itself.
+
+Images are numpy ``float32 (H, W, 3)`` RGB in ``[0, 1]`` in and out.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .blend.fuse import fuse
+from .device import resolve_device, resolve_precision
+from .io import check_same_size
+from .tensors import image_to_tensor, tensor_to_image
+from .tiling import crop, pad_square, padded_side, tiled
+
+METHODS = ("auto", "network", "poisson", "fused")
+#: the registered checkpoint `network` uses when no weights are named
+DEFAULT_WEIGHTS = "maresunet-diffcampp"
+
+
+@dataclass
+class CleanConfig:
+    method: str = "auto"  # auto = network when weights exist, else poisson (with a warning)
+    weights: str | None = None  # registered name, run folder or weights file
+    device: str = "auto"
+    precision: str = "auto"  # auto = fp16 on CUDA, fp32 elsewhere
+    batch_size: int = 4
+    tile: int = 1024  # largest padded side run in one piece; larger images are tiled
+    overlap: int = 128
+    attribute: str | None = None  # face-mask rule for `poisson` (default: the plain face region)
+    backend: str = "torch"  # Poisson backend
+
+
+def prepare_fused(original: np.ndarray, fused: np.ndarray | None = None, edited: np.ndarray | None = None,
+                  mask: np.ndarray | None = None) -> np.ndarray:
+    """F itself, or F = T * M + I * (1 - M) when given (edited, mask); sizes are checked."""
+    if fused is not None:
+        check_same_size({"original": original, "fused": fused})
+        return np.asarray(fused, np.float32)
+    if edited is None or mask is None:
+        raise ValueError("give either the fused image, or the edited image and its mask")
+    check_same_size({"original": original, "edited": edited, "mask": mask})
+    return np.asarray(fuse(edited, original, mask), np.float32)
+
+
+def load_network(weights: str, device: torch.device) -> torch.nn.Module:
+    """A trained cleaner from a registered name, an exported file, a run folder or a checkpoint."""
+    from .registry import checkpoint_path
+    from .train.export import load_cleaner
+
+    path = Path(weights).expanduser()
+    return load_cleaner(path if path.exists() else checkpoint_path(weights), device)
+
+
+class Cleaner:
+    """Loads what a method needs once, then cleans any number of pairs."""
+
+    def __init__(self, config: CleanConfig | None = None, network: torch.nn.Module | None = None) -> None:
+        self.config = cfg = config or CleanConfig()
+        if cfg.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
+        self.device = resolve_device(cfg.device)
+        self.dtype = resolve_precision(cfg.precision, self.device)
+        self.net = network
+        self.method = self._choose_method()
+        if self.method == "network" and self.net is None:
+            self.net = load_network(cfg.weights or DEFAULT_WEIGHTS, self.device)
+        if self.net is not None:
+            self.net = self.net.to(self.device).eval()
+        self.seconds = 0.0
+        self.count = 0
+
+    def _choose_method(self) -> str:
+        cfg = self.config
+        if cfg.method != "auto":
+            return cfg.method
+        if self.net is not None or cfg.weights is not None:
+            return "network"
+        from .registry import available
+
+        if available(DEFAULT_WEIGHTS):
+            return "network"
+        warnings.warn(f"no cleaner weights ({DEFAULT_WEIGHTS}) found: using the Poisson teacher instead; "
+                      "run `blendfix weights` to see where trained weights go", stacklevel=3)
+        return "poisson"
+
+    @property
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.net.parameters()) if self.net is not None else 0
+
+    def __call__(self, originals: list[np.ndarray], fuseds: list[np.ndarray]) -> list[np.ndarray]:
+        """Clean a list of pairs (each pair one size); returns float32 ``(H, W, 3)`` images in [0, 1]."""
+        if len(originals) != len(fuseds):
+            raise ValueError(f"{len(originals)} originals but {len(fuseds)} fused images")
+        for i, (o, f) in enumerate(zip(originals, fuseds, strict=True)):
+            check_same_size({f"original #{i}": o, f"fused #{i}": f})
+        start = time.perf_counter()
+        if self.method == "fused":
+            out = [np.asarray(f, np.float32) for f in fuseds]
+        elif self.method == "poisson":
+            out = [self._poisson(o, f) for o, f in zip(originals, fuseds, strict=True)]
+        else:
+            out = self._network_all(originals, fuseds)
+        self.seconds += time.perf_counter() - start
+        self.count += len(out)
+        return out
+
+    def _poisson(self, original: np.ndarray, fused: np.ndarray) -> np.ndarray:
+        from .blend import seamless_clone
+        from .io import to_uint8
+        from .parsing import face_mask
+
+        m = face_mask(fused, original, self.config.attribute or "face")
+        if not m.any():
+            warnings.warn("empty face mask: returning the original unchanged", stacklevel=2)
+            return np.asarray(original, np.float32)
+        out = seamless_clone(to_uint8(fused), to_uint8(original), (m > 0.5).astype(np.uint8) * 255,
+                             backend=self.config.backend)
+        return out.astype(np.float32) / 255.0
+
+    def _network_all(self, originals: list[np.ndarray], fuseds: list[np.ndarray]) -> list[np.ndarray]:
+        out: list[np.ndarray | None] = [None] * len(originals)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, o in enumerate(originals):
+            groups.setdefault(o.shape[:2], []).append(i)
+        bs = self.config.batch_size
+        for idx in groups.values():
+            for k in range(0, len(idx), bs):
+                chunk = idx[k:k + bs]
+                res = self.run_network(image_to_tensor([originals[i] for i in chunk]),
+                                       image_to_tensor([fuseds[i] for i in chunk]))
+                for i, r in zip(chunk, tensor_to_image(res), strict=True):
+                    out[i] = r
+        return out  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def run_network(self, original: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` [0, 1] pair -> cleaned ``(B, 3, H, W)`` [0, 1] (any H, W)."""
+        x = torch.cat([fused, original], dim=1).to(self.device) * 2 - 1  # [F, I] in [-1, 1]
+        x, size = pad_square(x)
+        autocast = self.device.type == "cuda" and self.dtype != torch.float32
+
+        def net(t: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(self.device.type, dtype=self.dtype, enabled=autocast):
+                return self.net(t).float()
+
+        side = x.shape[-1]
+        if side <= self.config.tile:
+            y = net(x)
+        else:
+            tile = padded_side(self.config.tile, self.config.tile)
+            y = tiled(net, x, tile, min(self.config.overlap, tile // 2), out_channels=3)
+        return ((crop(y, size) + 1) / 2).clamp(0, 1).cpu()
+
+    def runtime(self) -> dict[str, Any]:
+        """Facts for reports: method, seconds per image, parameter count, device, precision."""
+        return {"method": self.method, "seconds_per_image": self.seconds / max(self.count, 1),
+                "images": self.count, "parameters": self.parameters, "device": str(self.device),
+                "precision": str(self.dtype).replace("torch.", "")}
+
+
+def clean(original: np.ndarray, fused: np.ndarray | None = None, *, edited: np.ndarray | None = None,
+          mask: np.ndarray | None = None, network: torch.nn.Module | None = None, **options: Any) -> np.ndarray:
+    """Clean one pair: ``original`` I and ``fused`` F (or ``edited`` T and ``mask`` M, fused first).
+
+    Arrays are float32 ``(H, W, 3)`` RGB in ``[0, 1]`` (mask ``(H, W)``); returns the same.
+    ``options`` are :class:`CleanConfig` fields (method, weights, device, precision, tile, ...).
+    """
+    original = np.asarray(original, np.float32)
+    f = prepare_fused(original, fused, edited, mask)
+    return Cleaner(CleanConfig(**options), network=network)([original], [f])[0]
