@@ -130,3 +130,13 @@ def test_gan_editor_batched_in_process_gives_the_same_items_as_one_by_one(photos
     assert tree(tmp_path / "one") == tree(tmp_path / "many")
     rec = manifest.read(tmp_path / "many" / layout.MANIFEST)[0]
     assert rec["editor"] == "gan" and rec["editor_info"]["alpha"] == 2.0 and rec["editor_info"]["seed"] == rec["seed"]
+
+
+@pytest.mark.parametrize("option", [["--editor", "gan"], ["--parser", "bisenet"]])
+def test_missing_weights_stop_before_anything_is_written(photos, tmp_path, monkeypatch, capsys, option):
+    monkeypatch.setenv("BLENDFIX_WEIGHTS", str(tmp_path / "no_weights"))
+    out = tmp_path / "set"
+    assert main(["synth", "-i", str(photos), "-o", str(out), *option]) == 1
+    err = capsys.readouterr().err
+    assert "missing pretrained weights" in err and str(tmp_path / "no_weights") in err
+    assert not out.exists()

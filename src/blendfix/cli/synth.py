@@ -90,14 +90,12 @@ def cmd(sources: tuple[Path, ...], input_: Path | None, output: Path, config_fil
              "diffcam": diffcam, "alpha": alpha,
              "attributes": [a for a in attributes.split(",") if a.strip()] if attributes else None}
     config = _config(config_file, {k: v for k, v in given.items() if v is not None})
-    checkpoints: dict[str, str | None] = {}
-    if config.editor == "gan":
-        from ..synth.pipeline import checkpoint_hashes
+    from ..synth.pipeline import checkpoint_hashes
 
-        checkpoints = checkpoint_hashes(config)
-        if workers > 1:
-            click.echo("note: the GAN editor runs batched in this process; --workers ignored.", err=True)
-            workers = 1
+    checkpoints = checkpoint_hashes(config)
+    if config.editor == "gan" and workers > 1:
+        click.echo("note: the GAN editor runs batched in this process; --workers ignored.", err=True)
+        workers = 1
     summary = run_synth(config, output, workers=workers, shard=parse_shard(shard), limit=limit,
                         batch_size=batch_size, retry_skipped=retry_skipped, checkpoints=checkpoints,
                         options={"device": device, "precision": precision, "batch_size": batch_size})

@@ -69,19 +69,29 @@ def load_photo(path: str | Path, resolution: int, non_square: str = "crop",
 
 
 def checkpoint_hashes(config: SynthConfig) -> dict[str, str | None]:
-    """sha256 of every file the GAN editor reads (computed once per run, recorded in every item).
+    """sha256 of every weight file the run reads (computed once per run, recorded in every item).
 
-    ``generator``, ``encoder``, ``diffcam`` (the editor's defaults where the config leaves them unset;
+    ``parser`` (BiSeNet's checkpoint, with ``parser="bisenet"``); for the GAN editor ``generator``,
+    ``encoder``, ``diffcam`` (the editor's defaults where the config leaves them unset;
     ``generator: null`` = the decoder inside the pSp file) and ``direction:<attribute>`` for each of
-    ``config.attributes``. Missing files raise the offline "place X at Y" error.
+    ``config.attributes``. ``{}`` for the synthetic editor with the landmark parser. Missing files
+    raise the offline "place X at Y" error.
     """
     from ..checkpoints import sha256_file
-    from ..edit.directions import direction_path
-    from ..edit.gan import GanEditor
     from ..registry import checkpoint_path
 
-    defaults = inspect.signature(GanEditor.__init__).parameters
     out: dict[str, str | None] = {}
+    if config.parser == "bisenet":
+        from ..parsing.bisenet_parser import BiSeNetParser
+
+        default = inspect.signature(BiSeNetParser.__init__).parameters["checkpoint"].default
+        out["parser"] = sha256_file(checkpoint_path(default))
+    if config.editor != "gan":
+        return out
+    from ..edit.directions import direction_path
+    from ..edit.gan import GanEditor
+
+    defaults = inspect.signature(GanEditor.__init__).parameters
     for name in ("generator", "encoder", "diffcam"):
         value = getattr(config, name) or defaults[name].default
         out[name] = sha256_file(checkpoint_path(value)) if value else None
@@ -160,8 +170,10 @@ class PhotoPipeline:
         from ..parsing.landmarks import detect_landmarks
 
         self.config = config
-        self.editor = build_editor(config, options or {})
-        self.parser = get_parser(config.parser)
+        opts = options or {}
+        self.editor = build_editor(config, opts)
+        self.parser = get_parser(config.parser, **({"device": opts.get("device") or "auto"}
+                                                   if config.parser == "bisenet" else {}))
         self._face_mask, self._clone, self._landmarks = face_mask, seamless_clone, detect_landmarks
         params = inspect.signature(self.editor.edit).parameters
         self._edit_kwargs = {k for k in ("landmarks", "source") if k in params}
