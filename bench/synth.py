@@ -1,7 +1,7 @@
 """Synthesis throughput: photos per second at several resolutions and where the time goes.
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python bench/synth.py --faces ../shared/data/faces \
-        --sizes 256 512 1024 --photos 8 --workers 2
+        --sizes 256 512 1024 --photos 8 --poisson opencv torch --workers 2
 
 For each size, the synthetic-editor pipeline (``blendfix.synth.pipeline.PhotoPipeline``) makes
 ``--photos`` items in this process (one warm-up photo first, not counted) and the seconds per stage
@@ -101,7 +101,8 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--worker-photos", type=int, default=16, help="photos for the 1-vs-N worker comparison")
-    ap.add_argument("--poisson", default="opencv", choices=["opencv", "torch"])
+    ap.add_argument("--poisson", nargs="+", default=["opencv", "torch"], choices=["opencv", "torch"],
+                    help="seamless-clone backends to time (rows per backend; the worker comparison uses the first)")
     args = ap.parse_args()
     import torch
 
@@ -109,18 +110,19 @@ def main() -> None:
     photos = pick_photos(args.faces, max(args.photos, args.worker_photos))
     sized, photos_all = photos[:args.photos + 1], photos
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
-          f"{torch.__version__} at 1 thread; poisson={args.poisson}; {args.photos} photos per size "
+          f"{torch.__version__} at 1 thread; {args.photos} photos per row "
           f"(1024² sources) after 1 warm-up\n")
-    print("| size | photos/s | s/photo | " + " | ".join(STAGES) + " |")
-    print("|---|---|---|" + "---|" * len(STAGES))
+    print("| size | poisson | photos/s | s/photo | " + " | ".join(STAGES) + " |")
+    print("|---|---|---|---|" + "---|" * len(STAGES))
     for size in args.sizes:
-        r = bench_size(sized, size, args.poisson)
-        per = r["wall"] / max(r["photos"], 1)
-        split = " | ".join(f"{r[k] / r['wall'] * 100:.0f}% ({r[k] / max(r['photos'], 1) * 1000:.0f} ms)"
-                           for k in STAGES)
-        print(f"| {size}² | {r['photos'] / r['wall']:.2f} | {per:.2f} | {split} |")
+        for backend in args.poisson:
+            r = bench_size(sized, size, backend)
+            per = r["wall"] / max(r["photos"], 1)
+            split = " | ".join(f"{r[k] / r['wall'] * 100:.0f}% ({r[k] / max(r['photos'], 1) * 1000:.0f} ms)"
+                               for k in STAGES)
+            print(f"| {size}² | {backend} | {r['photos'] / r['wall']:.2f} | {per:.2f} | {split} |", flush=True)
     if args.workers > 1:
-        rates = bench_workers(photos_all, args.sizes[0], args.workers, args.poisson)
+        rates = bench_workers(photos_all, args.sizes[0], args.workers, args.poisson[0])
         (w1, s1), (wn, sn) = rates[1], rates[args.workers]
         print(f"\n`blendfix synth` at {args.sizes[0]}² on {len(photos_all)} photos, fresh process: whole command "
               f"1 worker {w1:.2f} photos/s, {args.workers} workers {wn:.2f} photos/s (x{wn / w1:.2f}); steady "

@@ -38,7 +38,8 @@ _SHOWN_SKIPS = 20
 @click.option("--resolution", type=click.IntRange(min=32), help="Square side photos are resized to (default 256).")
 @click.option("--non-square", type=click.Choice(NON_SQUARE_CHOICES),
               help="Non-square photos: centre crop (default) or skip.")
-@click.option("--poisson", type=click.Choice(POISSON_CHOICES), help="Seamless-clone backend (default opencv).")
+@click.option("--poisson", type=click.Choice(POISSON_CHOICES),
+              help="Seamless-clone backend: torch (default) or opencv; they agree within one 8-bit level.")
 @click.option("--parser", type=click.Choice(PARSER_CHOICES),
               help="Face parser for M_face: landmarks (offline, default) or bisenet (needs its checkpoint).")
 @click.option("--generator", help="GAN editor: StyleGAN2 generator checkpoint (name or path).")

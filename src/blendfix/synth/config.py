@@ -15,7 +15,7 @@ from ..attributes import ATTRIBUTES, canonical
 
 EDITOR_CHOICES = ("synthetic", "gan")
 NON_SQUARE_CHOICES = ("crop", "skip")
-POISSON_CHOICES = ("opencv", "torch")
+POISSON_CHOICES = ("torch", "opencv")
 PARSER_CHOICES = ("landmarks", "bisenet")
 
 #: Item seeds lie in ``[0, 2**31)`` so every editor can feed them to numpy or torch generators.
@@ -34,7 +34,8 @@ class SynthConfig:
       ``resolution`` x ``resolution`` with ``INTER_AREA`` (``INTER_CUBIC`` when enlarging).
     * ``non_square``: ``crop`` = centre crop to the largest square, ``skip`` = list the photo as
       skipped (use ``skip`` when non-square photos mean unaligned ones you would rather leave out).
-    * ``poisson``: backend of the seamless clone that makes the target (``opencv`` or ``torch``).
+    * ``poisson``: backend of the seamless clone that makes the target: ``torch`` (default, faster on
+      large images in ``bench/synth.py``) or ``opencv`` (``cv2.seamlessClone``; within one 8-bit level).
     * ``parser``: face parser for M_face: ``landmarks`` (offline, from the face mesh) or ``bisenet``
       (the paper's BiSeNet; needs its checkpoint).
     * ``generator`` / ``encoder`` / ``diffcam`` / ``alpha``: GAN editor checkpoints (registered names
@@ -47,7 +48,7 @@ class SynthConfig:
     seed: int = 0
     resolution: int = 256
     non_square: str = "crop"
-    poisson: str = "opencv"
+    poisson: str = "torch"
     parser: str = "landmarks"
     generator: str | None = None
     encoder: str | None = None
