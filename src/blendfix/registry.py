@@ -52,6 +52,7 @@ _REGISTERING_MODULES = (
     "blendfix.nets.diffcam",
     "blendfix.nets.vgg16",
     "blendfix.nets.resnet",
+    "blendfix.nets.resnet34",
     "blendfix.metrics.lpips",
     "blendfix.metrics.fid",
     "blendfix.edit.directions",

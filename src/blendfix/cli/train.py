@@ -1,0 +1,99 @@
+"""`blendfix train --data DATASET_DIR --out RUN_DIR [--config YAML] [--resume auto]`.
+
+Each fresh run gets a numbered folder ``RUN_DIR/run-NNN`` with its resolved ``config.yaml``.
+``--resume auto`` continues the newest run under RUN_DIR that has a checkpoint (or starts a new
+run when there is none); ``--resume PATH`` continues a given run folder or checkpoint file.
+Multi-GPU: ``torchrun --nproc_per_node=N -m blendfix.cli train ...`` (same options).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import yaml
+
+from ..config import apply_overrides, from_dict, load_config
+from ..data.dataset import list_items
+from ..train.config import TrainConfig
+from ..train.runs import latest_checkpoint, new_run_dir, numbered_runs, resolve_run
+
+
+def find_resume(out: Path, resume: str | None) -> tuple[Path, Path] | None:
+    """``(run_dir, checkpoint)`` to continue, or ``None`` for a fresh run."""
+    if resume is None:
+        return None
+    if resume == "auto":
+        runs = [out] if (out / "checkpoints").is_dir() else numbered_runs(out)
+        runs = [r for r in runs if latest_checkpoint(r)]
+        return (runs[-1], latest_checkpoint(runs[-1])) if runs else None
+    path = Path(resume)
+    if path.is_file():
+        return path.parent.parent, path
+    run = resolve_run(path)
+    ckpt = latest_checkpoint(run)
+    if ckpt is None:
+        raise FileNotFoundError(f"{run}: this run has no checkpoint to resume from")
+    return run, ckpt
+
+
+def run_config(run_dir: Path, overrides: list[str]) -> TrainConfig:
+    """The config a run was started with (its ``config.yaml`` without the ``run`` facts) + overrides."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; cannot resume a run without its config")
+    data = yaml.safe_load(path.read_text()) or {}
+    data.pop("run", None)
+    return from_dict(TrainConfig, apply_overrides(data, overrides), where=str(path))
+
+
+def _shared_run_dir(out: Path, chosen: tuple[Path, Path] | None) -> Path:
+    """Rank 0 picks (or creates) the run folder; other ranks receive it."""
+    import torch.distributed as dist
+
+    from ..train.trainer import _dist_info
+
+    rank, world = _dist_info()
+    name = [str(chosen[0]) if chosen else (str(new_run_dir(out)) if rank == 0 else "")]
+    if world > 1:
+        dist.broadcast_object_list(name, src=0)
+    return Path(name[0])
+
+
+@click.command("train")
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Training set folder (written by `blendfix synth`).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for numbered run folders (run-001, ...).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML config (see configs/); defaults are the paper's settings.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set optim.iterations=1000 (repeatable).")
+@click.option("--resume", default=None, metavar="auto|PATH",
+              help="auto: continue the newest run under --out; PATH: a run folder or checkpoint.")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Stop (with a checkpoint) after this many steps in this invocation.")
+@click.option("--device", default=None, help="Overrides the config's device (auto, cpu, cuda, cuda:N).")
+def cmd(data_dir: Path, out: Path, config_path: Path | None, overrides: tuple[str, ...], resume: str | None,
+        steps: int | None, device: str | None) -> int:
+    """Train the artifact-suppression network (MAResU-Net) on a synthesised training set."""
+    from ..train.trainer import Trainer
+
+    sets = list(overrides) + ([f"device={device}"] if device else [])
+    chosen = find_resume(out, resume)
+    if chosen and config_path is not None:
+        raise click.UsageError(f"--config cannot change a resumed run; it keeps {chosen[0] / 'config.yaml'} "
+                               f"(use --set for small changes)")
+    cfg = run_config(chosen[0], sets) if chosen else load_config(TrainConfig, config_path, sets)
+    if not list_items(data_dir):  # before a run folder is created
+        raise ValueError(f"{data_dir}: the training set has no complete items")
+    run_dir = _shared_run_dir(out, chosen)
+    trainer = Trainer(cfg, data_dir, run_dir, resume=chosen[1] if chosen else None)
+    trainer.save_run_config({"resumed_from": str(chosen[1])} if chosen else None)
+    if trainer.rank == 0:
+        start = f"resuming {chosen[1].name} at step {trainer.step}" if chosen else "new run"
+        click.echo(f"{run_dir}: {start}; training to step {cfg.optim.iterations}", err=True)
+    step = trainer.fit(steps)
+    if trainer.rank == 0:
+        click.echo(f"{run_dir}: stopped at step {step}; checkpoint {latest_checkpoint(run_dir)}", err=True)
+    return 0

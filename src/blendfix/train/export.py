@@ -1,0 +1,158 @@
+"""Export a trained cleaner (safetensors or ONNX) and load one back for inference.
+
+``cleaner.safetensors`` holds the MAResU-Net state_dict; ``cleaner.json`` beside it holds the
+architecture config and provenance. The ONNX graph takes ``fused`` and ``original``
+``(B, 3, S, S)`` RGB in ``[0, 1]`` (S a multiple of 32; batch and S are dynamic) and returns
+``clean`` ``(B, 3, S, S)`` in ``[0, 1]``; every export is run in onnxruntime and compared with
+PyTorch before it is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..checkpoints import load_file
+from ..nets.maresunet import MAResUNet
+from .runs import latest_checkpoint, load_training_checkpoint, resolve_run
+
+WEIGHTS_NAME = "cleaner.safetensors"
+CONFIG_NAME = "cleaner.json"
+
+
+def _stem(fp16: bool) -> str:
+    return "cleaner_fp16" if fp16 else "cleaner"
+#: Max abs difference (in [0, 1] image units) accepted between onnxruntime and PyTorch.
+ONNX_TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
+
+
+def _model_from(config: dict[str, Any], state: dict[str, torch.Tensor]) -> MAResUNet:
+    keys = ("in_channels", "out_channels", "widths", "blocks", "head_width")
+    kwargs = {k: (tuple(config[k]) if k in ("widths", "blocks") else config[k]) for k in keys if k in config}
+    model = MAResUNet(**kwargs)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
+    return model.eval()
+
+
+def _from_run(run: str | os.PathLike) -> tuple[MAResUNet, dict[str, Any]]:
+    path = Path(run)
+    ckpt = path if path.is_file() else latest_checkpoint(resolve_run(path))
+    if ckpt is None:
+        raise FileNotFoundError(f"{run}: no checkpoint in this run")
+    state = load_training_checkpoint(ckpt)
+    info = {"source_checkpoint": str(ckpt), "step": int(state["step"])}
+    return _model_from(state["model_config"], state["model"]), info
+
+
+def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") -> MAResUNet:
+    """A trained MAResU-Net in eval mode on ``device`` (float32); call ``.clean(fused, original)``.
+
+    ``source``: an exported ``cleaner.safetensors`` (``cleaner.json`` beside it) or its folder; a
+    training run folder, a folder of numbered runs (newest) or a training checkpoint file; or the
+    released raw state_dict (e.g. ``iter_200000``, default architecture).
+    """
+    path = Path(source)
+    for name in (WEIGHTS_NAME, f"{_stem(True)}.safetensors"):
+        if path.is_dir() and (path / name).is_file():
+            path = path / name
+            break
+    if path.suffix == ".safetensors":
+        cfg_path = path.with_suffix(".json") if path.with_suffix(".json").is_file() else path.with_name(CONFIG_NAME)
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"{path}: its model config {path.with_suffix('.json').name} is missing beside it "
+                                    f"(written by `blendfix export`)")
+        return _model_from(json.loads(cfg_path.read_text())["model"], load_file(path)).to(device)
+    if path.is_dir():
+        return _from_run(path)[0].to(device)
+    if not path.is_file():
+        raise FileNotFoundError(f"{source}: no such cleaner weights, run folder or checkpoint")
+    state = load_file(path)
+    if isinstance(state, dict) and "model" in state and "step" in state:
+        return _from_run(path)[0].to(device)
+    return _model_from({}, state).to(device)
+
+
+def export_safetensors(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool = False) -> Path:
+    """Write ``cleaner.safetensors`` (+ ``cleaner.json``) from a run's newest checkpoint."""
+    from safetensors.torch import save_file
+
+    model, info = _from_run(run)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dtype = torch.float16 if fp16 else torch.float32
+    state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
+    path = out / f"{_stem(fp16)}.safetensors"
+    save_file(state, str(path), metadata={"format": "pt", "architecture": "maresunet"})
+    meta = {"architecture": "maresunet", "model": model.config, "dtype": "fp16" if fp16 else "fp32",
+            "input": "MAResUNet.clean(fused, original): (B,3,H,W) RGB in [0,1] -> (B,3,H,W) in [0,1]; "
+                     "raw forward: cat([F, I]) in [-1,1], square side multiple of 32", **info}
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    return path
+
+
+class OnnxCleaner(nn.Module):
+    """``(fused, original)`` in ``[0, 1]`` -> cleaned image in ``[0, 1]`` (square, side multiple of 32)."""
+
+    def __init__(self, net: MAResUNet, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.net = net.to(dtype)
+        self.dtype = dtype
+        self.eval()  # the exporter restores the wrapper's own mode on the whole tree afterwards
+
+    def forward(self, fused: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+        x = (torch.cat([fused, original], 1) * 2 - 1).to(self.dtype)
+        return ((self.net(x).float() + 1) / 2).clamp(0, 1)
+
+
+def export_onnx(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool = False, check_size: int = 64,
+                opset: int = 17) -> tuple[Path, float]:
+    """Write ``cleaner.onnx`` and check it in onnxruntime; returns the path and the max abs difference.
+
+    Raises ``ValueError`` when onnxruntime and PyTorch differ by more than :data:`ONNX_TOLERANCE`.
+    """
+    model, info = _from_run(run)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{_stem(fp16)}.onnx"
+    wrapper = OnnxCleaner(model, torch.float16 if fp16 else torch.float32)
+    gen = torch.Generator().manual_seed(0)
+    example = (torch.rand(1, 3, check_size, check_size, generator=gen),
+               torch.rand(1, 3, check_size, check_size, generator=gen))
+    axes = {0: "batch", 2: "size", 3: "size"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # input checks become constants; fine
+        # the TorchScript exporter: the dynamo one needs onnxscript, which is not a dependency
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(wrapper, example, str(path), input_names=["fused", "original"], output_names=["clean"],
+                          dynamic_axes={"fused": axes, "original": axes, "clean": axes}, opset_version=opset,
+                          dynamo=False)
+    # another batch size and side than the traced example, against the float32 PyTorch model
+    check = (torch.rand(2, 3, check_size * 2, check_size * 2, generator=gen),
+             torch.rand(2, 3, check_size * 2, check_size * 2, generator=gen))
+    diff = onnx_difference(path, OnnxCleaner(_from_run(run)[0]), check)
+    tol = ONNX_TOLERANCE["fp16" if fp16 else "fp32"]
+    if not diff <= tol:
+        raise ValueError(f"{path}: onnxruntime differs from PyTorch by {diff:.3g} (> {tol}); export rejected")
+    meta = {"architecture": "maresunet", "model": model.config, "dtype": "fp16" if fp16 else "fp32",
+            "onnx_max_abs_diff": diff, "inputs": "fused, original: (B,3,S,S) float32 RGB in [0,1], S multiple of 32",
+            "output": "clean: (B,3,S,S) float32 in [0,1]", **info}
+    path.with_name(f"{path.stem}_onnx.json").write_text(json.dumps(meta, indent=1))
+    return path, diff
+
+
+def onnx_difference(path: str | os.PathLike, module: nn.Module, inputs: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """Max abs difference between onnxruntime (CPU) and ``module`` on ``(fused, original)``."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"fused": inputs[0].numpy(), "original": inputs[1].numpy()})[0]
+    module.eval()
+    with torch.no_grad():
+        ref = module(*inputs).numpy()
+    return float(abs(got - ref).max())
