@@ -87,6 +87,14 @@ def test_synth_builds_resumes_and_is_identical_for_two_worker_counts(photos, tmp
     assert main([*args, "-o", str(two), "--workers", "2"]) == 0
     assert tree(two) == before
 
+    from blendfix.data.dataset import BlendDataset  # the training side reads the set as written
+
+    data = BlendDataset(one, split="all", crop=96, flip=True)
+    assert len(data) == len(records)
+    sample = data[(0, 5)]
+    assert sample["fused"].shape == sample["original"].shape == sample["target"].shape == (3, 96, 96)
+    assert sample["attribute"] == next(r["attribute"] for r in records if r["id"] == sample["id"])
+
 
 def test_every_bad_input_is_skipped_with_a_reason_never_a_crash(data_dir, tmp_path, capsys):
     bad = need(data_dir / "bad_inputs", "bad_inputs")
