@@ -22,7 +22,8 @@ from ..errors import BlendfixError
 from ..io import _atomic_write
 from . import manifest
 from .config import DEFINING_FIELDS
-from .runner import SKIPPED, TMP_SUFFIX, dataset_lock, item_complete, reconcile
+from .folder import SKIPPED, dataset_lock, item_complete, reconcile
+from .items import TMP_SUFFIX
 
 
 @dataclass

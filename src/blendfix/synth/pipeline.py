@@ -33,7 +33,7 @@ from ..data import layout
 from ..errors import NoFaceError
 from ..io import read_image, to_uint8
 from .config import SynthConfig
-from .runner import SkipItem, Task
+from .items import SkipItem, Task
 
 #: zlib level 1 (OpenCV's default): much faster to encode than higher levels, files only slightly larger
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
