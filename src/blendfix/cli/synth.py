@@ -133,7 +133,9 @@ def _report(s: RunSummary, out: Path) -> None:
             kinds[kind] = kinds.get(kind, 0) + 1
         click.echo(f"  {len(s.skipped)} photo(s) skipped now (" + ", ".join(f"{k}: {n}" for k, n in
                    sorted(kinds.items())) + f"), listed in {out / SKIPPED}:", err=True)
-        for src, kind, reason in s.skipped[:_SHOWN_SKIPS]:
-            click.echo(f"    {src} [{kind}]: {reason.splitlines()[0] if reason else ''}", err=True)
+        for src, kind, reason in sorted(s.skipped)[:_SHOWN_SKIPS]:
+            first = reason.splitlines()[0] if reason else ""
+            first = first[len(src) + 2:] if first.startswith(f"{src}: ") else first  # the path is shown once
+            click.echo(f"    {src} [{kind}]: {first}", err=True)
         if len(s.skipped) > _SHOWN_SKIPS:
             click.echo(f"    ... and {len(s.skipped) - _SHOWN_SKIPS} more", err=True)
