@@ -5,6 +5,7 @@
     DATASET_DIR/
       manifest.jsonl          one JSON object per finished item (appended when the item is complete)
       config.yaml             the resolved synth config of the run(s)
+      skipped.jsonl           one JSON object per photo that could not be used (id, source, kind, reason)
       items/<item_id>/
         original.png          I   (H, W, 3) 8-bit RGB, the photo (resized to the set's resolution)
         inverted.png          I'  the editor's reconstruction of I (GAN inversion or synthetic)
@@ -19,12 +20,16 @@ An item folder is written under ``items/.<item_id>.tmp`` and renamed into place 
 a killed run never leaves a half-written item, and a rerun skips every item already present.
 Manifest records hold at least: ``id``, ``source`` (photo path as given), ``attribute``, ``seed``,
 ``editor``, ``resolution``, ``checkpoints`` (name -> sha256 or null), ``blendfix_version``.
+Readers should take items from the manifest (not by listing ``items/``): a folder there that is
+not yet recorded belongs to a run still going or killed, and the next run re-records or redoes it.
+See ``docs/synth.md`` for every field, the resume rules and merging shards.
 """
 
 from __future__ import annotations
 
 MANIFEST = "manifest.jsonl"
 CONFIG = "config.yaml"
+SKIPPED = "skipped.jsonl"
 ITEMS = "items"
 
 ORIGINAL = "original.png"

@@ -19,7 +19,8 @@ import torch.nn.functional as nnf
 from torch import nn
 
 from ..registry import CheckpointEntry, ModelEntry, register_checkpoint, register_model
-from .resnet34 import RESNET34_BLOCKS, RESNET34_WIDTHS, init_resnet_weights, make_stage
+from .resnet import make_stage
+from .resnet34 import RESNET34_BLOCKS, RESNET34_WIDTHS, init_resnet_weights
 
 register_model(ModelEntry(
     name="maresunet",

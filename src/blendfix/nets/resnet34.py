@@ -3,7 +3,8 @@
 The MAResU-Net encoder reuses ResNet-34's ``bn1`` and ``layer1..4`` under the names ``firstbn``
 and ``encoder1..4``. Keys inside a stage follow torchvision's ``BasicBlock``: ``K.conv1``,
 ``K.bn1``, ``K.conv2``, ``K.bn2`` and, for a block that changes width or stride,
-``K.downsample.0`` (1x1 conv, no bias) and ``K.downsample.1`` (BatchNorm).
+``K.downsample.0`` (1x1 conv, no bias) and ``K.downsample.1`` (BatchNorm); the blocks are
+:mod:`blendfix.nets.resnet`'s, shared with BiSeNet's ResNet-18.
 
 :func:`imagenet_encoder_state` turns torchvision's ImageNet ResNet-34 checkpoint
 (``resnet34-b627a593.pth``) into MAResU-Net encoder entries, used only to initialise training.
@@ -17,10 +18,10 @@ import torch
 from torch import nn
 
 from ..registry import CheckpointEntry, register_checkpoint
+from .resnet import RESNET34_BLOCKS, STAGE_WIDTHS
 
-#: Blocks per stage of ResNet-34 and its stage widths.
-RESNET34_BLOCKS: tuple[int, int, int, int] = (3, 4, 6, 3)
-RESNET34_WIDTHS: tuple[int, int, int, int] = (64, 128, 256, 512)
+#: Blocks per stage of ResNet-34 and its stage widths (the blocks themselves live in nets/resnet.py).
+RESNET34_WIDTHS = STAGE_WIDTHS
 
 IMAGENET_CHECKPOINT = register_checkpoint(CheckpointEntry(
     name="resnet34-imagenet",
@@ -34,40 +35,6 @@ IMAGENET_CHECKPOINT = register_checkpoint(CheckpointEntry(
           "sha256 (b627a593). Older torchvision releases ship resnet34-333f7ec4.pth with the same layout. "
           "Used only to initialise the MAResU-Net encoder for training.",
 ))
-
-
-class BasicBlock(nn.Module):
-    """Two 3x3 conv + BN layers with an identity (or 1x1 projection) shortcut.
-
-    Input ``(B, in_ch, H, W)`` -> output ``(B, out_ch, H / stride, W / stride)``.
-    """
-
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_ch)
-        self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_ch)
-        self.downsample: nn.Module | None = None
-        if stride != 1 or in_ch != out_ch:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False), nn.BatchNorm2d(out_ch))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        y = self.relu(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        return self.relu(y + shortcut)
-
-
-def make_stage(in_ch: int, out_ch: int, blocks: int, stride: int) -> nn.Sequential:
-    """``blocks`` BasicBlocks; the first one changes width and applies ``stride``."""
-    if blocks < 1:
-        raise ValueError(f"a ResNet stage needs at least one block, got {blocks}")
-    layers = [BasicBlock(in_ch, out_ch, stride)]
-    layers += [BasicBlock(out_ch, out_ch) for _ in range(blocks - 1)]
-    return nn.Sequential(*layers)
 
 
 def init_resnet_weights(module: nn.Module) -> None:

@@ -1,0 +1,119 @@
+"""The dataset folder between runs: the lock, the settings check, and reconciling items with the manifest."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import to_dict
+from ..data import layout
+from ..errors import BlendfixError
+from . import manifest
+from .config import DEFINING_FIELDS, SynthConfig
+from .items import TMP_SUFFIX
+
+SKIPPED = layout.SKIPPED
+LOCK = ".lock"
+
+
+@contextmanager
+def dataset_lock(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` for the run; a second run on the same folder fails at once."""
+    out.mkdir(parents=True, exist_ok=True)
+    fh = open(out / LOCK, "a+")  # noqa: SIM115 - held for the whole run
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise BlendfixError(f"{out}: another blendfix synth run is writing into this folder; "
+                                f"wait for it, or give each shard its own -o folder and merge them.") from e
+        yield
+    finally:
+        fh.close()
+
+
+def check_config(out: Path, config: SynthConfig, checkpoints: dict[str, str | None]) -> None:
+    """Refuse to add items to a folder built with other defining settings (seed, editor, ...)."""
+    path = out / layout.CONFIG
+    if not path.is_file():
+        return
+    old = yaml.safe_load(path.read_text()) or {}
+    new = {**to_dict(config), "checkpoints": checkpoints}
+    diffs = [f"{k}: {old.get(k)!r} there, {new[k]!r} now" for k in (*DEFINING_FIELDS, "checkpoints")
+             if k in old and _norm(old.get(k)) != _norm(new[k])]
+    if diffs:
+        raise BlendfixError(f"{out} was built with other settings ({'; '.join(diffs)}); rerun with the "
+                            f"same settings to resume, or choose a new output folder.")
+
+
+def _norm(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple | list) else v
+
+
+def item_complete(folder: Path) -> dict[str, Any] | None:
+    """The record of a complete item folder (every layout file, a readable ``meta.json`` naming it)."""
+    if not all((folder / f).is_file() for f in layout.ITEM_FILES):
+        return None
+    try:
+        rec = json.loads((folder / layout.META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and rec.get("id") == folder.name else None
+
+
+def _has_all_files(folder: Path) -> bool:
+    try:
+        names = set(os.listdir(folder))
+    except OSError:
+        return False
+    return names.issuperset(layout.ITEM_FILES)
+
+
+def reconcile(out: Path) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """Bring manifest and ``items/`` into agreement after any earlier run, however it ended.
+
+    Deletes stale ``.tmp`` folders; cuts a partial manifest line; drops records whose folder is gone
+    or incomplete (they are redone); re-records complete folders missing from the manifest; deletes
+    incomplete ones. Returns (records by id, ids re-recorded).
+    """
+    items = out / layout.ITEMS
+    items.mkdir(parents=True, exist_ok=True)
+    man = out / layout.MANIFEST
+    manifest.repair(man)
+    records = manifest.latest_by_id(manifest.read(man))
+    present = {}
+    for d in items.iterdir():
+        if d.name.startswith(".") and d.name.endswith(TMP_SUFFIX):
+            shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink(missing_ok=True)
+        elif d.is_dir():
+            present[d.name] = d
+    # a recorded item must still be whole (all files there); otherwise it is redone
+    gone = [k for k in records if k not in present or not _has_all_files(present[k])]
+    for k in gone:
+        del records[k]
+    new = []
+    for name, d in sorted(present.items()):
+        if name in records:
+            continue
+        if name in gone:
+            shutil.rmtree(d, ignore_errors=True)
+            continue
+        rec = item_complete(d)
+        if rec is None:
+            shutil.rmtree(d, ignore_errors=True)
+        else:
+            new.append(rec)
+            records[name] = rec
+    if gone:
+        manifest.rewrite_sorted(man, records.values())
+    else:
+        manifest.append(man, new)
+    return records, {r["id"] for r in new}
