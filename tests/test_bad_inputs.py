@@ -565,3 +565,17 @@ def test_two_files_sharing_a_stem_are_refused_not_overwritten(bad, tmp_path, cap
     code, text = cli(capsys, *args)
     assert code == 1 and "a.png" in text and ("same output" in text or "share the name stem" in text), text
     assert not out.exists() or not list(out.iterdir())
+
+
+def test_edit_rerun_into_the_photo_folder_does_not_edit_its_own_outputs(bad, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy2(bad / "лицо 1.png", folder / "лицо 1.png")
+    args = ["edit", "-i", folder, "-a", "smile", "--resolution", 64, "-o", folder]
+    code, text = cli(capsys, *args)
+    assert code == 0, text  # outputs beside the photos are fine once
+    before = {p.name: fingerprint(p) for p in folder.iterdir()}
+    assert len(before) == 6
+    code, text = cli(capsys, *args)  # now "лицо 1_fused.png" & co. are photos of the folder too
+    assert code == 1 and "лицо 1_" in text and "overwrite" in text and "-o" in text
+    assert {p.name: fingerprint(p) for p in folder.iterdir()} == before

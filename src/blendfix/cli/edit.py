@@ -18,9 +18,10 @@ from ..attributes import ATTRIBUTES, canonical
 from ..edit import get_editor
 from ..edit.base import EditResult
 from ..io import list_images, read_image, to_uint8, write_image, write_mask
-from .common import device_options, report_failures, run_each
+from .common import device_options, refuse_overwriting_inputs, report_failures, run_each
 
 PANELS = ("I", "I'", "T", "M", "F")
+OUTPUTS = ("inverted", "edited", "mask", "fused", "strip")
 
 
 def strip_image(result: EditResult, panel: int = 256, labels: tuple[str, ...] = PANELS) -> np.ndarray:
@@ -52,6 +53,11 @@ def _resize(image: np.ndarray, resolution: int | None) -> np.ndarray:
     size = (max(1, round(w * k)), max(1, round(h * k)))
     interp = cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC
     return np.clip(cv2.resize(image, size, interpolation=interp), 0, 1)
+
+
+def result_stem(path: Path, attribute: str, attributes: list[str]) -> str:
+    """``<stem>`` for one attribute, ``<stem>_<attribute>`` for several."""
+    return path.stem if len(attributes) == 1 else f"{path.stem}_{attribute}"
 
 
 def write_result(out_dir: Path, stem: str, result: EditResult) -> None:
@@ -103,6 +109,9 @@ def cmd(input_path: Path, attributes: tuple[str, ...], editor_name: str, alpha: 
     files = list_images(input_path)
     if not files:
         raise click.ClickException(f"{input_path}: no image files found")
+    # -o = the photo folder: a rerun would find the last run's <stem>_fused.png (etc.) among the photos
+    refuse_overwriting_inputs([out_dir / f"{result_stem(f, a, attrs)}_{k}.png" for f in files for a in attrs
+                               for k in OUTPUTS], files)
 
     def one(path: Path) -> None:
         image = _resize(read_image(path), resolution)
@@ -116,8 +125,7 @@ def cmd(input_path: Path, attributes: tuple[str, ...], editor_name: str, alpha: 
                 result = editor.edit(image, attr, seed=seed, landmarks=landmarks, source=str(path))
             else:
                 result = editor.edit(image, attr, seed=seed)
-            stem = path.stem if len(attrs) == 1 else f"{path.stem}_{attr}"
-            write_result(out_dir, stem, result)
+            write_result(out_dir, result_stem(path, attr, attrs), result)
 
     failures = run_each(files, one, desc=f"edit ({editor_name})", name=lambda p: p.name)
     return report_failures(failures, len(files))
