@@ -499,8 +499,6 @@ def test_outputs_get_ordinary_permissions(bad, tmp_path):
     assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
-@pytest.mark.xfail(strict=True, reason="synth item ids drop non-ASCII letters: 'лицо 1.png' -> '1-<hash>' "
-                                       "(synth/config.py item_id; keep Unicode letters, e.g. [^\\w.-]+)")
 def test_synth_item_id_keeps_a_unicode_name(bad, tmp_path, capsys):
     if not has_verb("synth"):
         pytest.skip("`blendfix synth` is not on this branch yet")
@@ -581,8 +579,6 @@ def test_edit_rerun_into_the_photo_folder_does_not_edit_its_own_outputs(bad, tmp
     assert {p.name: fingerprint(p) for p in folder.iterdir()} == before
 
 
-@pytest.mark.xfail(strict=True, reason="cli/mask.py (parsing) does not yet call common.refuse_overwriting_inputs: "
-                                       "a rerun with -o = the photo folder masks its own <stem>_overlay.png")
 def test_mask_rerun_into_the_photo_folder_does_not_mask_its_own_outputs(bad, tmp_path, capsys):
     folder = tmp_path / "photos"
     folder.mkdir()

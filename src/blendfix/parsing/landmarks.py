@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import importlib.machinery
 import importlib.util
+import io
 import os
 import re
 import struct
@@ -132,7 +133,8 @@ def _quiet_stderr():
     except (AttributeError, OSError, ValueError):
         yield
         return
-    with tempfile.TemporaryFile() as tmp:
+    py_err = io.StringIO()  # Python-level chatter (protobuf's API probe) goes to sys.stderr, which may not be fd 2
+    with tempfile.TemporaryFile() as tmp, contextlib.redirect_stderr(py_err):
         os.dup2(tmp.fileno(), fd)
         try:
             yield
@@ -142,7 +144,7 @@ def _quiet_stderr():
             os.dup2(saved, fd)
             os.close(saved)
             tmp.seek(0)
-            text = tmp.read().decode("utf-8", "replace")
+            text = tmp.read().decode("utf-8", "replace") + py_err.getvalue()
             kept = [line for line in text.splitlines(keepends=True) if not _NOISE.match(line)]
             if kept:
                 os.write(fd, "".join(kept).encode("utf-8", "replace"))

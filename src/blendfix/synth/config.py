@@ -97,7 +97,7 @@ def choose_attribute(global_seed: int, rel: str, attributes: tuple[str, ...]) ->
     return attributes[int.from_bytes(_digest("attribute", global_seed, rel)[:8], "big") % len(attributes)]
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE = re.compile(r"[^\w.-]+")  # letters of any script are kept
 
 
 def item_id(rel: str) -> str:
