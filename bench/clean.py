@@ -32,7 +32,7 @@ def run_case(net_name: str, size: int, precision: str, device: str, repeats: int
     dev = torch.device(device)
     dtype = {"fp32": torch.float32, "fp16": torch.float16}[precision]
     if net_name == "blendfix":
-        from blendfix.clean import CleanConfig, Cleaner
+        from blendfix.cleaning import CleanConfig, Cleaner
         from blendfix.nets.maresunet import MAResUNet
 
         cleaner = Cleaner(CleanConfig(device=device, precision=precision, tile=4096), network=MAResUNet())

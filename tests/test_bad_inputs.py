@@ -24,7 +24,7 @@ from PIL import Image, ImageFile
 
 from blendfix.blend import seamless_clone
 from blendfix.blend.fuse import fuse
-from blendfix.clean import clean
+from blendfix.cleaning import clean
 from blendfix.cli import VERBS, main
 from blendfix.errors import ImageReadError, SizeMismatchError
 from blendfix.io import read_image, read_mask, to_uint8, write_image, write_mask

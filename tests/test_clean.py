@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from blendfix.clean import CleanConfig, Cleaner, clean
+from blendfix.cleaning import CleanConfig, Cleaner, clean
 from blendfix.cli import main
 from blendfix.errors import SizeMismatchError
 from blendfix.io import read_image, write_image, write_mask
@@ -121,3 +121,11 @@ def test_cli_edited_and_mask_mode(tmp_path):
                  "-o", str(tmp_path / "out"), "--method", "fused", "--device", "cpu"])
     assert code == 0
     assert np.abs(read_image(tmp_path / "out" / "x.png") - read_image(tmp_path / "O" / "x.png")).max() == 0
+
+
+def test_package_level_api_returns_an_array():
+    import blendfix
+
+    orig, fused = _pair(40, 40)
+    out = blendfix.clean(orig, fused, method="fused", device="cpu")
+    assert isinstance(out, np.ndarray) and out.shape == (40, 40, 3) and np.array_equal(out, fused)

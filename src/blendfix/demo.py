@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from .attributes import ATTRIBUTES
-from .clean import DEFAULT_WEIGHTS, CleanConfig, Cleaner
+from .cleaning import DEFAULT_WEIGHTS, CleanConfig, Cleaner
 from .errors import BlendfixError
 from .io import _atomic_write, read_image, write_image, write_mask
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from ..clean import METHODS, CleanConfig, Cleaner, prepare_fused
+from ..cleaning import METHODS, CleanConfig, Cleaner, prepare_fused
 from ..errors import BlendfixError
 from ..io import _atomic_write, list_images, match_by_stem, read_image, read_mask, write_image
 from .common import device_options, progress, refuse_overwriting_inputs, report_failures

@@ -1,4 +1,4 @@
-"""`blendfix.clean`: turn (original, fused) pairs into seamless images.
+"""`blendfix.clean(...)` (this module: `blendfix.cleaning`): turn (original, fused) pairs into seamless images.
 
 Methods:
 
