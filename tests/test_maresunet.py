@@ -109,3 +109,19 @@ def test_imagenet_encoder_mapping_fills_encoder_only(tmp_path):
 def test_widths_too_small_for_the_attention_are_refused():
     with pytest.raises(ValueError, match="at least 16"):
         MAResUNet(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1))
+
+
+def test_residual_option_starts_from_the_fused_image_with_the_released_layout():
+    torch.manual_seed(0)
+    plain = MAResUNet(widths=(16, 16, 32, 32), blocks=(1, 1, 1, 1), head_width=8)
+    res = MAResUNet(widths=(16, 16, 32, 32), blocks=(1, 1, 1, 1), head_width=8, residual=True)
+    assert list(plain.state_dict()) == list(res.state_dict())  # same checkpoint layout
+    x = torch.rand(2, 6, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(res.eval()(x), x[:, :3])  # untrained: returns F unchanged
+    res.finalconv3.bias.data.fill_(0.1)
+    from blendfix.train.export import _model_from
+
+    again = _model_from(res.config, res.state_dict())
+    with torch.no_grad():
+        assert again.residual and torch.allclose(again(x), x[:, :3] + 0.1, atol=1e-6)

@@ -138,11 +138,15 @@ class MAResUNet(nn.Module):
         widths: encoder stage widths (ResNet-34: 64, 128, 256, 512); smaller ones (>= 16) give tiny nets.
         blocks: BasicBlocks per encoder stage (ResNet-34: 3, 4, 6, 3).
         head_width: channels of the final upsampling head (32).
+        residual: blendfix option, off in the released network: the output is F + the head's output, and
+            the last convolution starts at zero, so an untrained network returns F unchanged and training
+            only learns the correction. The state_dict layout is the same either way.
     """
 
     def __init__(self, in_channels: int = 6, out_channels: int = 3,
                  widths: tuple[int, int, int, int] = RESNET34_WIDTHS,
-                 blocks: tuple[int, int, int, int] = RESNET34_BLOCKS, head_width: int = 32) -> None:
+                 blocks: tuple[int, int, int, int] = RESNET34_BLOCKS, head_width: int = 32,
+                 residual: bool = False) -> None:
         super().__init__()
         if len(widths) != 4 or len(blocks) != 4 or min(blocks) < 1 or head_width < 1:
             raise ValueError(f"MAResUNet needs 4 widths and 4 positive block counts, got {widths}, {blocks}")
@@ -152,7 +156,10 @@ class MAResUNet(nn.Module):
             raise ValueError(f"MAResUNet widths must be at least 16 (the attention needs >= 2 query channels), "
                              f"got {widths}")
         self.config = {"in_channels": in_channels, "out_channels": out_channels, "widths": list(widths),
-                       "blocks": list(blocks), "head_width": head_width}
+                       "blocks": list(blocks), "head_width": head_width, "residual": residual}
+        if residual and out_channels > in_channels:
+            raise ValueError("residual=True adds the fused image to the output: out_channels <= in_channels")
+        self.residual = residual
         w1, w2, w3, w4 = widths
         self.firstconv = nn.Conv2d(in_channels, w1, 7, stride=2, padding=3)
         self.firstbn = nn.BatchNorm2d(w1)
@@ -177,14 +184,19 @@ class MAResUNet(nn.Module):
         self.finalconv3 = nn.Conv2d(head_width, out_channels, 3, padding=1)
         init_resnet_weights(nn.ModuleList([self.firstbn, self.encoder1, self.encoder2, self.encoder3,
                                            self.encoder4]))
+        if residual:
+            nn.init.zeros_(self.finalconv3.weight)
+            nn.init.zeros_(self.finalconv3.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, in_channels, S, S)`` in ``[-1, 1]``, S a multiple of 32 -> ``(B, out_channels, S, S)`` raw."""
+        """``(B, in_channels, S, S)`` in ``[-1, 1]``, S a multiple of 32 -> ``(B, out_channels, S, S)`` raw
+        (with ``residual``: F, the first ``out_channels`` input channels, plus the head's output)."""
         if x.ndim != 4 or x.shape[1] != self.firstconv.in_channels:
             raise ValueError(f"MAResUNet expects (B, {self.firstconv.in_channels}, S, S), got {tuple(x.shape)}")
         if x.shape[2] != x.shape[3] or x.shape[2] % SIZE_MULTIPLE:
             raise ValueError(f"MAResUNet needs square inputs with a side that is a multiple of {SIZE_MULTIPLE}, "
                              f"got {x.shape[2]}x{x.shape[3]}; MAResUNet.clean pads any size")
+        x_in = x
         x = self.firstmaxpool(self.firstrelu(self.firstbn(self.firstconv(x))))
         e1 = self.encoder1(x)
         e2 = self.encoder2(e1)
@@ -196,7 +208,8 @@ class MAResUNet(nn.Module):
         d1 = self.decoder1(d2)
         y = self.finalrelu1(self.finaldeconv1(d1))
         y = self.finalrelu2(self.finalconv2(y))
-        return self.finalconv3(y)
+        y = self.finalconv3(y)
+        return y + x_in[:, : y.shape[1]] if self.residual else y
 
     def clean(self, fused: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
         """Fused and original ``(B, 3, H, W)`` in ``[0, 1]`` -> cleaned ``(B, 3, H, W)`` in ``[0, 1]``.

@@ -34,6 +34,8 @@ class ModelConfig:
     widths: tuple[int, int, int, int] = RESNET34_WIDTHS
     blocks: tuple[int, int, int, int] = RESNET34_BLOCKS
     head_width: int = 32
+    #: blendfix option (off = the paper's network): predict F + a correction, starting from F itself.
+    residual: bool = False
     #: ``auto``: ImageNet ResNet-34 encoder when the registered checkpoint is present (else random);
     #: ``off``: random; or a path to a torchvision ResNet-34 file (required then).
     imagenet_init: str = "auto"
