@@ -6,8 +6,8 @@
 #   bench/evalrun.sh [ROOT] [FACES]
 #     ROOT   work folder, default /tmp/evalrun (keep it outside the repository)
 #     FACES  the shared face photos, default ../shared/data/faces (from the repository root)
-#   environment: RES (128), ITERS (8000: length of the lr schedule), STEPS (where training stops, default
-#                ITERS; the documented run stopped at 5000 of 8000 for lack of time), THREADS (2), WORKERS (2),
+#   environment: RES (128), ITERS (8000: length of the lr schedule), STEPS (where training stops: default 6500,
+#                where the documented run was stopped), THREADS (2), WORKERS (2),
 #                BLENDFIX (command that runs the CLI, default "python -m blendfix.cli")
 #
 # Steps already done are reused: synth resumes its folders; training is skipped when ROOT/runs holds a run
@@ -19,7 +19,7 @@ ROOT=${1:-/tmp/evalrun}
 FACES=${2:-../shared/data/faces}
 RES=${RES:-128}
 ITERS=${ITERS:-8000}
-STEPS=${STEPS:-$ITERS}
+STEPS=${STEPS:-6500}
 THREADS=${THREADS:-2}
 WORKERS=${WORKERS:-2}
 read -r -a BF <<< "${BLENDFIX:-python -m blendfix.cli}"
