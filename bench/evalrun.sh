@@ -25,10 +25,13 @@ WORKERS=${WORKERS:-2}
 read -r -a BF <<< "${BLENDFIX:-python -m blendfix.cli}"
 PY=${BF[0]}
 
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+if [ -z "${2:-}" ]; then FACES=$REPO/../shared/data/faces; fi  # the default is relative to the repository
 FACES=$(cd "$FACES" && pwd)
 mkdir -p "$ROOT"
 ROOT=$(cd "$ROOT" && pwd)
-case "$ROOT/" in "$(pwd)"/*) echo "ROOT must be outside the repository" >&2; exit 2;; esac
+case "$ROOT/" in "$REPO"/*) echo "ROOT must be outside the repository" >&2; exit 2;; esac
+cd "$REPO"  # configs/ and src/ are read from here
 TIMES=$ROOT/times.txt
 stamp() { echo "$(date -u +%FT%TZ) $*" | tee -a "$TIMES"; }
 
