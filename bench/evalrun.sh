@@ -7,7 +7,8 @@
 #     ROOT   work folder, default /tmp/evalrun (keep it outside the repository)
 #     FACES  the shared face photos, default ../shared/data/faces (from the repository root)
 #   environment: RES (128), ITERS (8000: length of the lr schedule), STEPS (where training stops: default 6500,
-#                where the documented run was stopped), THREADS (2), WORKERS (2),
+#                where the documented run was stopped), THREADS (2), WORKERS (2), RESIDUAL (0; 1 trains the
+#                residual MAResU-Net variant, documented with ITERS=2500 STEPS=2500),
 #                BLENDFIX (command that runs the CLI, default "python -m blendfix.cli")
 #
 # Steps already done are reused: synth resumes its folders; training is skipped when ROOT/runs holds a run
@@ -73,7 +74,8 @@ else
     "${BF[@]}" train --data "$ROOT/train_set" --out "$ROOT/runs" --config configs/smoke_cpu.yaml \
         --set threads="$THREADS" --set 'model.widths=[32,64,128,256]' --set 'model.blocks=[2,2,2,2]' \
         --set model.head_width=32 --set optim.iterations="$ITERS" --set val_every=250 --set log_every=50 \
-        --set ckpt_every=500 --steps "$STEPS"
+        --set ckpt_every=500 --set model.residual="$( [ "${RESIDUAL:-0}" = 1 ] && echo true || echo false )" \
+        --steps "$STEPS"
     stamp "train done"
 fi
 
