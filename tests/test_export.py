@@ -85,6 +85,13 @@ def test_onnx_export_matches_pytorch_in_onnxruntime(run, tmp_path, fp16):
         ref = _trained(run).clean(f, o)
     assert got.shape == (3, 3, 96, 96)
     torch.testing.assert_close(got, ref, rtol=0, atol=2e-2 if fp16 else 1e-4)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no half-written .part left
+
+
+def test_exports_are_written_atomically_with_normal_permissions(run, tmp_path):
+    path = export_safetensors(run, tmp_path)
+    assert path.stat().st_mode & 0o044  # readable by group/others (umask permitting), not private 0600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cleaner.json", "cleaner.safetensors"]
 
 
 def test_export_cli(run):

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..checkpoints import load_file
+from ..io import _atomic_write
 from ..nets.maresunet import MAResUNet
 from .runs import latest_checkpoint, load_training_checkpoint, resolve_run
 
@@ -80,7 +81,7 @@ def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") 
 
 def export_safetensors(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool = False) -> Path:
     """Write ``cleaner.safetensors`` (+ ``cleaner.json``) from a run's newest checkpoint."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     model, info = _from_run(run)
     out = Path(out_dir)
@@ -88,11 +89,12 @@ def export_safetensors(run: str | os.PathLike, out_dir: str | os.PathLike, fp16:
     dtype = torch.float16 if fp16 else torch.float32
     state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
     path = out / f"{_stem(fp16)}.safetensors"
-    save_file(state, str(path), metadata={"format": "pt", "architecture": "maresunet"})
+    blob = save(state, metadata={"format": "pt", "architecture": "maresunet"})
+    _atomic_write(path, lambda: blob)
     meta = {"architecture": "maresunet", "model": model.config, "dtype": "fp16" if fp16 else "fp32",
             "input": "MAResUNet.clean(fused, original): (B,3,H,W) RGB in [0,1] -> (B,3,H,W) in [0,1]; "
                      "raw forward: cat([F, I]) in [-1,1], square side multiple of 32", **info}
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    _atomic_write(path.with_suffix(".json"), json.dumps(meta, indent=1).encode)
     return path
 
 
@@ -120,6 +122,7 @@ def export_onnx(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool =
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{_stem(fp16)}.onnx"
+    part = path.with_name(f".{path.name}.part")  # checked before it takes the final name
     wrapper = OnnxCleaner(model, torch.float16 if fp16 else torch.float32)
     gen = torch.Generator().manual_seed(0)
     example = (torch.rand(1, 3, check_size, check_size, generator=gen),
@@ -129,20 +132,24 @@ def export_onnx(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool =
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # input checks become constants; fine
         # the TorchScript exporter: the dynamo one needs onnxscript, which is not a dependency
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(wrapper, example, str(path), input_names=["fused", "original"], output_names=["clean"],
+        torch.onnx.export(wrapper, example, str(part), input_names=["fused", "original"], output_names=["clean"],
                           dynamic_axes={"fused": axes, "original": axes, "clean": axes}, opset_version=opset,
                           dynamo=False)
     # another batch size and side than the traced example, against the float32 PyTorch model
     check = (torch.rand(2, 3, check_size * 2, check_size * 2, generator=gen),
              torch.rand(2, 3, check_size * 2, check_size * 2, generator=gen))
-    diff = onnx_difference(path, OnnxCleaner(_from_run(run)[0]), check)
-    tol = ONNX_TOLERANCE["fp16" if fp16 else "fp32"]
-    if not diff <= tol:
-        raise ValueError(f"{path}: onnxruntime differs from PyTorch by {diff:.3g} (> {tol}); export rejected")
+    try:
+        diff = onnx_difference(part, OnnxCleaner(_from_run(run)[0]), check)
+        tol = ONNX_TOLERANCE["fp16" if fp16 else "fp32"]
+        if not diff <= tol:
+            raise ValueError(f"{path}: onnxruntime differs from PyTorch by {diff:.3g} (> {tol}); export rejected")
+        os.replace(part, path)  # only a checked graph takes the final name
+    finally:
+        part.unlink(missing_ok=True)
     meta = {"architecture": "maresunet", "model": model.config, "dtype": "fp16" if fp16 else "fp32",
             "onnx_max_abs_diff": diff, "inputs": "fused, original: (B,3,S,S) float32 RGB in [0,1], S multiple of 32",
             "output": "clean: (B,3,S,S) float32 in [0,1]", **info}
-    path.with_name(f"{path.stem}_onnx.json").write_text(json.dumps(meta, indent=1))
+    _atomic_write(path.with_name(f"{path.stem}_onnx.json"), json.dumps(meta, indent=1).encode)
     return path, diff
 
 
