@@ -89,8 +89,12 @@ def test_onnx_export_matches_pytorch_in_onnxruntime(run, tmp_path, fp16):
 
 
 def test_exports_are_written_atomically_with_normal_permissions(run, tmp_path):
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
     path = export_safetensors(run, tmp_path)
-    assert path.stat().st_mode & 0o044  # readable by group/others (umask permitting), not private 0600
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # the usual file mode, not a private temp file's 0600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cleaner.json", "cleaner.safetensors"]
 
 
