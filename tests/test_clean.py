@@ -129,3 +129,30 @@ def test_package_level_api_returns_an_array():
     orig, fused = _pair(40, 40)
     out = blendfix.clean(orig, fused, method="fused", device="cpu")
     assert isinstance(out, np.ndarray) and out.shape == (40, 40, 3) and np.array_equal(out, fused)
+
+
+def test_cli_poisson_takes_each_files_attribute_from_a_manifest(faces_dir, tmp_path):
+    src = sorted((faces_dir / "hfgi_celeba_hq_256").iterdir())[:2]
+    if len(src) < 2:
+        pytest.skip("needs two faces in hfgi_celeba_hq_256")
+    (tmp_path / "o").mkdir()
+    (tmp_path / "f").mkdir()
+    attrs = {"a": "beard", "b": "smile"}
+    for stem, path in zip(attrs, src, strict=True):
+        img = read_image(path)
+        write_image(tmp_path / "o" / f"{stem}.png", img)
+        fused = img.copy()
+        fused[128:, :] = np.clip(fused[128:, :] * 0.8 + 0.1, 0, 1)  # a lower-face edit with a hard step
+        write_image(tmp_path / "f" / f"{stem}.png", fused)
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps({"id": s, "attribute": a}) + "\n" for s, a in attrs.items()))
+    base = ["clean", "-i", str(tmp_path / "o"), "--fused", str(tmp_path / "f"), "--method", "poisson", "--device", "cpu"]
+    assert main(base + ["-o", str(tmp_path / "mixed"), "--attributes-from", str(manifest)]) == 0
+    for attr in ("beard", "smile"):
+        assert main(base + ["-o", str(tmp_path / attr), "--attribute", attr]) == 0
+    for stem, attr in attrs.items():
+        mixed = read_image(tmp_path / "mixed" / f"{stem}.png")
+        assert np.array_equal(mixed, read_image(tmp_path / attr / f"{stem}.png"))  # its own rule was used
+    other = {"beard": "smile", "smile": "beard"}
+    assert any(not np.array_equal(read_image(tmp_path / "mixed" / f"{s}.png"),
+                                  read_image(tmp_path / other[a] / f"{s}.png")) for s, a in attrs.items())

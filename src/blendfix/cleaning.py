@@ -112,11 +112,15 @@ class Cleaner:
         return sum(p.numel() for p in self.net.parameters()) if self.net is not None else 0
 
     def __call__(self, originals: list[np.ndarray], fuseds: list[np.ndarray],
-                 sources: Sequence[tuple[str | os.PathLike, str | os.PathLike]] | None = None) -> list[np.ndarray]:
+                 sources: Sequence[tuple[str | os.PathLike, str | os.PathLike]] | None = None,
+                 attributes: Sequence[str | None] | None = None) -> list[np.ndarray]:
         """Clean a list of pairs (each pair one size); returns float32 ``(H, W, 3)`` images in [0, 1].
 
         ``sources``: the (original, fused) file of each pair, named in errors (e.g. no face found).
+        ``attributes``: per-pair face-mask rule for ``poisson`` (None entries use ``config.attribute``).
         """
+        if attributes is not None and len(attributes) != len(originals):
+            raise ValueError(f"{len(originals)} pairs but {len(attributes)} attributes")
         if len(originals) != len(fuseds) or (sources is not None and len(sources) != len(originals)):
             raise ValueError(f"{len(originals)} originals but {len(fuseds)} fused images"
                              + (f" and {len(sources)} sources" if sources is not None else ""))
@@ -128,8 +132,9 @@ class Cleaner:
         if self.method == "fused":
             out = [np.asarray(f, np.float32) for f in fuseds]
         elif self.method == "poisson":
-            out = [self._poisson(o, f, *(n if sources is not None else (None, None)))
-                   for o, f, n in zip(originals, fuseds, names, strict=True)]
+            attrs = list(attributes) if attributes is not None else [None] * len(originals)
+            out = [self._poisson(o, f, *(n if sources is not None else (None, None)), attribute=a)
+                   for o, f, n, a in zip(originals, fuseds, names, attrs, strict=True)]
         else:
             out = self._network_all(originals, fuseds)
         self.seconds += time.perf_counter() - start
@@ -137,12 +142,12 @@ class Cleaner:
         return out
 
     def _poisson(self, original: np.ndarray, fused: np.ndarray, original_source: str | os.PathLike | None = None,
-                 fused_source: str | os.PathLike | None = None) -> np.ndarray:
+                 fused_source: str | os.PathLike | None = None, attribute: str | None = None) -> np.ndarray:
         from .blend import seamless_clone
         from .io import to_uint8
         from .parsing import face_mask
 
-        m = face_mask(fused, original, self.config.attribute or "face", fused_source=fused_source,
+        m = face_mask(fused, original, attribute or self.config.attribute or "face", fused_source=fused_source,
                       original_source=original_source)
         if not m.any():
             warnings.warn(f"{fused_source or 'fused image'}: empty face mask: returning the original unchanged",

@@ -79,15 +79,22 @@ def _echo_warnings(caught: list[warnings.WarningMessage], name: str) -> None:
               help="auto = network when weights exist, else poisson.")
 @click.option("--weights", default=None, help="Registered name, run folder or weights file of the network.")
 @click.option("--attribute", default=None, help="Face-mask rule for --method poisson.")
+@click.option("--attributes-from", "attributes_from", type=click.Path(exists=True, path_type=Path), default=None,
+              help="poisson: each file's own rule from a manifest.jsonl (or a training-set folder), by name stem.")
 @click.option("--tile", default=1024, show_default=True, help="Largest side run in one piece; larger is tiled.")
 @device_options
 def cmd(original: Path, fused: Path | None, edited: Path | None, mask: Path | None, out_dir: Path, method: str,
-        weights: str | None, attribute: str | None, tile: int, device: str, batch_size: int,
-        precision: str) -> int:
+        weights: str | None, attribute: str | None, attributes_from: Path | None, tile: int, device: str,
+        batch_size: int, precision: str) -> int:
     """Clean fused images: outputs keep the originals' names, plus runtime.json for `evaluate`."""
     pairs = _pairs(original, fused, edited, mask)
     refuse_overwriting_inputs([out_dir / f"{p['original'].stem}.png" for p in pairs] + [out_dir / "runtime.json"],
                               [f for p in pairs for f in p.values()])
+    per_item: dict[str, str] = {}
+    if attributes_from is not None:
+        from ..metrics.evaluate import read_attributes
+
+        per_item = read_attributes(attributes_from, [p["original"].stem for p in pairs])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         cleaner = Cleaner(CleanConfig(method=method, weights=weights, device=device, precision=precision,
@@ -101,7 +108,8 @@ def cmd(original: Path, fused: Path | None, edited: Path | None, mask: Path | No
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             outs = cleaner([b[1] for b in items], [b[2] for b in items],
-                           [(b[0]["original"], _other(b[0])) for b in items])
+                           [(b[0]["original"], _other(b[0])) for b in items],
+                           [per_item.get(b[0]["original"].stem) for b in items])
         _echo_warnings(caught, items[0][0]["original"].name if len(items) == 1 else "clean")
         for (pair, _, _), img in zip(items, outs, strict=True):
             write_image(out_dir / f"{pair['original'].stem}.png", img)
