@@ -146,7 +146,8 @@ def test_cli_poisson_takes_each_files_attribute_from_a_manifest(faces_dir, tmp_p
         write_image(tmp_path / "f" / f"{stem}.png", fused)
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text("".join(json.dumps({"id": s, "attribute": a}) + "\n" for s, a in attrs.items()))
-    base = ["clean", "-i", str(tmp_path / "o"), "--fused", str(tmp_path / "f"), "--method", "poisson", "--device", "cpu"]
+    base = ["clean", "-i", str(tmp_path / "o"), "--fused", str(tmp_path / "f"), "--method", "poisson",
+            "--device", "cpu"]
     assert main(base + ["-o", str(tmp_path / "mixed"), "--attributes-from", str(manifest)]) == 0
     for attr in ("beard", "smile"):
         assert main(base + ["-o", str(tmp_path / attr), "--attribute", attr]) == 0
