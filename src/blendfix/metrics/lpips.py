@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..nets.alexnet import CHANNELS, SlicedFeatures, from_torchvision
+from ..nets.vgg16 import VGG16_CHECKPOINT
 from ..registry import CheckpointEntry, ModelEntry, register_checkpoint, register_model
 from .weights import load_state, resolve
 
@@ -27,25 +28,21 @@ SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 EPS = 1e-10
 
-TRUNK_CHECKPOINT = {"alex": "torchvision-alexnet", "vgg": "torchvision-vgg16"}
+# the VGG16 file is the one the perceptual loss uses: one registry entry, defined in nets/vgg16.py
+TRUNK_CHECKPOINT = {"alex": "torchvision-alexnet", "vgg": VGG16_CHECKPOINT.name}
 LIN_CHECKPOINT = {"alex": "lpips-alex-v0.1", "vgg": "lpips-vgg-v0.1"}
 
 register_model(ModelEntry("lpips-alex", "blendfix.metrics.lpips:LPIPS",
                           "LPIPS v0.1 distance, AlexNet trunk (the paper's LPIPS)",
                           ("torchvision-alexnet", "lpips-alex-v0.1")))
 register_model(ModelEntry("lpips-vgg", "blendfix.metrics.lpips:LPIPS",
-                          "LPIPS v0.1 distance, VGG16 trunk", ("torchvision-vgg16", "lpips-vgg-v0.1")))
+                          "LPIPS v0.1 distance, VGG16 trunk", (VGG16_CHECKPOINT.name, "lpips-vgg-v0.1")))
 register_checkpoint(CheckpointEntry(
     "torchvision-alexnet", "alexnet-owt-7be5be79.pth", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
     "raw state_dict, torchvision AlexNet: features.{0,3,6,8,10}.weight|bias (+ classifier.*, unused); "
     "features.{i} -> net.slice{s}.{i}",
     "BSD-3-Clause (torchvision); ImageNet-1k weights (AlexNet_Weights.IMAGENET1K_V1)",
     "lpips-alex", None, "sha256 starts with 7be5be79 (torchvision's file-name convention; checked on load)"))
-register_checkpoint(CheckpointEntry(
-    "torchvision-vgg16", "vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth",
-    "raw state_dict, torchvision VGG16: features.{i}.weight|bias for the 13 convs (+ classifier.*, unused)",
-    "BSD-3-Clause (torchvision); ImageNet-1k weights (VGG16_Weights.IMAGENET1K_V1)",
-    "lpips-vgg", None, "sha256 starts with 397923af (checked on load)"))
 register_checkpoint(CheckpointEntry(
     "lpips-alex-v0.1", "lpips_v0.1/alex.pth",
     "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/alex.pth",
