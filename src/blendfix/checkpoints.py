@@ -11,6 +11,7 @@ import argparse
 import hashlib
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,23 @@ def verify_sha256(path: Path, expected: str | None) -> None:
         raise ChecksumError(
             f"{path}: sha256 {got} does not match the registry's {expected}; the file is corrupt "
             f"or a different release. Re-download it."
+        )
+
+
+_NAME_HASH = re.compile(r"-([0-9a-f]{8,})\.(?:pth|pt)$")
+
+
+def verify_name_hash(path: Path, filename: str, url: str = "") -> None:
+    """torchvision / pytorch-fid name files ``<name>-<first hex digits of the sha256>.pth``: when the
+    registry records no full sha256, check that prefix (as torch.hub does). No-op for other names."""
+    m = _NAME_HASH.search(filename)
+    if m is None:
+        return
+    digest = sha256_file(path)
+    if not digest.startswith(m.group(1)):
+        raise ChecksumError(
+            f"{path}: sha256 {digest} does not start with {m.group(1)} as the published file name {filename} says; "
+            f"the file is corrupt or a different release. Re-download it{f' from {url}' if url else ''}."
         )
 
 

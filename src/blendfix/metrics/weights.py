@@ -7,13 +7,12 @@ the registry has no full sha256 the file name's prefix is checked instead (as to
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import torch
 
-from ..checkpoints import load_file, sha256_file
-from ..errors import ChecksumError, MissingWeightsError
+from ..checkpoints import load_file, verify_name_hash
+from ..errors import MissingWeightsError
 from ..registry import CHECKPOINTS, CheckpointEntry, checkpoint_path, load_all, missing_message
 
 
@@ -42,12 +41,7 @@ def load_state(source: str | os.PathLike, path: Path) -> dict[str, torch.Tensor]
     """Load a raw state_dict (weights only), verifying the registry's sha256 or file-name hash prefix."""
     entry = CHECKPOINTS.get(str(source))
     if entry is not None and not entry.sha256:
-        m = re.search(r"-([0-9a-f]{8,})\.(pth|pt)$", entry.filename)
-        if m and not sha256_file(path).startswith(m.group(1)):
-            raise ChecksumError(
-                f"{path}: its sha256 does not start with {m.group(1)} as the published file name says; "
-                f"the file is corrupt or a different release. Re-download it from {entry.url}."
-            )
+        verify_name_hash(path, entry.filename, entry.url)
     state = load_file(path, entry.sha256 if entry else None)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]

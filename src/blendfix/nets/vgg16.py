@@ -48,9 +48,6 @@ VGG16_CHECKPOINT = register_checkpoint(CheckpointEntry(
           "its sha256 (397923af), checked when the file is loaded.",
 ))
 
-#: The sha256 prefix that torchvision encodes in the file name.
-VGG16_SHA256_PREFIX = "397923af"
-
 
 class VGG16Features(nn.Module):
     """torchvision VGG16 ``features`` (ReLUs not in place so pre-ReLU outputs can be taken).
@@ -101,8 +98,8 @@ def load_vgg16(path: str | os.PathLike | None = None) -> VGG16Features:
     Raises :class:`~blendfix.errors.MissingWeightsError` (what to place where) when absent and
     :class:`~blendfix.errors.ChecksumError` when a file named ``vgg16-397923af.pth`` has another hash.
     """
-    from ..checkpoints import load_checkpoint, load_file, sha256_file
-    from ..errors import ChecksumError, MissingWeightsError
+    from ..checkpoints import load_checkpoint, load_file, verify_name_hash
+    from ..errors import MissingWeightsError
     from ..registry import checkpoint_path
 
     if path is not None and not Path(path).is_file():
@@ -110,10 +107,7 @@ def load_vgg16(path: str | os.PathLike | None = None) -> VGG16Features:
                                   f"from {VGG16_CHECKPOINT.url})")
     file = checkpoint_path(path if path is not None else VGG16_CHECKPOINT.name)
     if file.name == VGG16_CHECKPOINT.filename:
-        digest = sha256_file(file)
-        if not digest.startswith(VGG16_SHA256_PREFIX):
-            raise ChecksumError(f"{file}: sha256 {digest} does not start with {VGG16_SHA256_PREFIX} as torchvision's "
-                                f"file name promises; the file is corrupt. Re-download it from {VGG16_CHECKPOINT.url}")
+        verify_name_hash(file, file.name, VGG16_CHECKPOINT.url)
     state = load_file(file) if path is not None else load_checkpoint(VGG16_CHECKPOINT.name)
     net = VGG16Features()
     feats = {k: v for k, v in state.items() if k.startswith("features.")}
