@@ -121,10 +121,10 @@ def _deep_update(base: dict[str, Any], new: dict[str, Any]) -> None:
 
 def save_config(cfg: Any, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
     """Write the resolved config (plus ``extra`` facts such as version, warnings) as YAML, atomically."""
-    from .io import _atomic_write
+    from .io import atomic_write
 
     data = to_dict(cfg)
     if extra:
         data = {**data, **extra}
     text = yaml.safe_dump(data, sort_keys=False)
-    return _atomic_write(Path(path), lambda: text.encode())
+    return atomic_write(Path(path), lambda: text.encode())

@@ -28,7 +28,7 @@ import numpy as np
 from .attributes import ATTRIBUTES
 from .cleaning import DEFAULT_WEIGHTS, CleanConfig, Cleaner
 from .errors import BlendfixError
-from .io import _atomic_write, read_image, write_image, write_mask
+from .io import atomic_write, read_image, write_image, write_mask
 
 
 def astronaut() -> np.ndarray:
@@ -94,8 +94,8 @@ def run_demo(out_dir: str | Path, photo: str | Path | None = None, size: int = 5
             write_image(out / m / f"{attr}.png", cleaner([face], [fused])[0])
         records.append({"id": attr, "attribute": attr, "editor": "synthetic", "seed": seed})
     for m, cleaner in cleaners.items():
-        _atomic_write(out / m / "runtime.json", json.dumps(cleaner.runtime(), indent=1).encode)
-    _atomic_write(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in records).encode)
+        atomic_write(out / m / "runtime.json", json.dumps(cleaner.runtime(), indent=1).encode)
+    atomic_write(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in records).encode)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one image per attribute: FID is meaningless and not asked for
         report = evaluate_dirs(out / "originals", {m: out / m for m in methods}, out / "report",

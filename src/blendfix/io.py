@@ -17,6 +17,7 @@ import io
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -180,7 +181,9 @@ def to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(arr, np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
-def _atomic_write(path: Path, encode) -> Path:
+def atomic_write(path: Path, encode: Callable[[], bytes]) -> Path:
+    """Write ``encode()``'s bytes to ``path`` via a temporary file and a rename in the same folder, so
+    readers never see a half-written file; the file gets the usual mode (0666 less the umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{path.suffix}.part", dir=path.parent)
     try:
@@ -222,7 +225,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, bit_depth: int = 
                 raise OSError(f"could not encode {path}")
             return buf.tobytes()
 
-        return _atomic_write(path, encode16)
+        return atomic_write(path, encode16)
     u8 = to_uint8(arr)
 
     def encode() -> bytes:
@@ -232,7 +235,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, bit_depth: int = 
         Image.fromarray(u8).save(buf, format=fmt, **kwargs)
         return buf.getvalue()
 
-    return _atomic_write(path, encode)
+    return atomic_write(path, encode)
 
 
 def write_mask(path: str | os.PathLike, mask: np.ndarray) -> Path:

@@ -15,7 +15,7 @@ import click
 
 from ..cleaning import METHODS, CleanConfig, Cleaner, prepare_fused
 from ..errors import BlendfixError
-from ..io import _atomic_write, list_images, match_by_stem, read_image, read_mask, write_image
+from ..io import atomic_write, list_images, match_by_stem, read_image, read_mask, write_image
 from .common import device_options, progress, refuse_overwriting_inputs, report_failures
 
 
@@ -143,5 +143,5 @@ def cmd(original: Path, fused: Path | None, edited: Path | None, mask: Path | No
     flush()
     if cleaner.count:
         info = json.dumps(cleaner.runtime(), indent=1)
-        _atomic_write(out_dir / "runtime.json", info.encode)
+        atomic_write(out_dir / "runtime.json", info.encode)
     return report_failures(failures, len(pairs))

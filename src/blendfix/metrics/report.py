@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..io import _atomic_write, to_uint8
+from ..io import atomic_write, to_uint8
 
 PER_IMAGE_METRICS = ("psnr", "ssim", "mae", "lpips")
 ALL_METRICS = (*PER_IMAGE_METRICS, "fid")
@@ -90,7 +90,7 @@ def _json_safe(obj: Any) -> Any:
 def write_json(path: Path, report: dict) -> Path:
     """The whole report as strict JSON (non-finite floats written as the strings "inf"/"nan")."""
     text = json.dumps(_json_safe(report), indent=2, ensure_ascii=False, allow_nan=False)
-    return _atomic_write(Path(path), lambda: (text + "\n").encode())
+    return atomic_write(Path(path), lambda: (text + "\n").encode())
 
 
 def _md_table(report: dict, blocks: list[tuple[str, dict]], with_runtime: bool) -> list[str]:
@@ -137,7 +137,7 @@ def write_markdown(path: Path, report: dict) -> Path:
     if report.get("figure"):
         lines += ["## Examples", "", f"![comparison]({report['figure']})", ""]
     text = "\n".join(lines)
-    return _atomic_write(Path(path), lambda: text.encode())
+    return atomic_write(Path(path), lambda: text.encode())
 
 
 def _csv_bytes(header: list[str], rows: list[list[Any]]) -> bytes:
@@ -176,7 +176,7 @@ def write_csv(path: Path, report: dict) -> Path:
             rt = (report["runtime"].get(method) or {}) if attr == OVERALL else {}
             out += [_csv_value(rt.get(k)) for k in ("seconds_per_image", "parameters", "device", "precision")]
             rows.append(out)
-    return _atomic_write(Path(path), lambda: _csv_bytes(header, rows))
+    return atomic_write(Path(path), lambda: _csv_bytes(header, rows))
 
 
 def write_per_image_csv(path: Path, report: dict) -> Path:
@@ -184,7 +184,7 @@ def write_per_image_csv(path: Path, report: dict) -> Path:
     metrics = [m for m in report["metrics"]["columns"] if m in PER_IMAGE_METRICS]
     rows = [[r["stem"], r["attribute"], r["method"]] + [_csv_value(r.get(m)) for m in metrics]
             for r in report["per_image"]]
-    return _atomic_write(Path(path), lambda: _csv_bytes(["stem", "attribute", "method", *metrics], rows))
+    return atomic_write(Path(path), lambda: _csv_bytes(["stem", "attribute", "method", *metrics], rows))
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -224,4 +224,4 @@ def write_figure(path: Path, columns: list[str], rows: list[tuple[str, list[np.n
         canvas.save(buf, format="PNG")
         return buf.getvalue()
 
-    return _atomic_write(Path(path), encode)
+    return atomic_write(Path(path), encode)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..io import _atomic_write
+from ..io import atomic_write
 
 
 def dumps(record: dict[str, Any]) -> str:
@@ -85,4 +85,4 @@ def rewrite_sorted(path: Path, records: Iterable[dict[str, Any]]) -> Path:
     """Atomically replace ``path`` with ``records`` sorted by id (one per id, the last given wins)."""
     by_id = latest_by_id(records)
     text = "".join(dumps(by_id[k]) + "\n" for k in sorted(by_id))
-    return _atomic_write(path, lambda: text.encode("utf-8"))
+    return atomic_write(path, lambda: text.encode("utf-8"))

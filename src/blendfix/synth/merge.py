@@ -19,7 +19,7 @@ import yaml
 
 from ..data import layout
 from ..errors import BlendfixError
-from ..io import _atomic_write
+from ..io import atomic_write
 from . import manifest
 from .config import DEFINING_FIELDS
 from .folder import SKIPPED, dataset_lock, item_complete, reconcile
@@ -104,7 +104,7 @@ def merge_datasets(sources: list[str | os.PathLike], out: str | os.PathLike) -> 
         config = {k: v for k, v in settings[0].items() if k != "shard"}
         out.mkdir(parents=True, exist_ok=True)
         text = yaml.safe_dump(config, sort_keys=False)
-        _atomic_write(out / layout.CONFIG, lambda: text.encode())
+        atomic_write(out / layout.CONFIG, lambda: text.encode())
         records, _ = reconcile(out)
         skipped = manifest.latest_by_id(manifest.read(out / SKIPPED))
         for src in srcs:

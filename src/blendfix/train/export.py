@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..checkpoints import load_file
-from ..io import _atomic_write
+from ..io import atomic_write
 from ..nets.maresunet import MAResUNet
 from .runs import latest_checkpoint, load_training_checkpoint, resolve_run
 
@@ -90,11 +90,11 @@ def export_safetensors(run: str | os.PathLike, out_dir: str | os.PathLike, fp16:
     state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
     path = out / f"{_stem(fp16)}.safetensors"
     blob = save(state, metadata={"format": "pt", "architecture": "maresunet"})
-    _atomic_write(path, lambda: blob)
+    atomic_write(path, lambda: blob)
     meta = {"architecture": "maresunet", "model": model.config, "dtype": "fp16" if fp16 else "fp32",
             "input": "MAResUNet.clean(fused, original): (B,3,H,W) RGB in [0,1] -> (B,3,H,W) in [0,1]; "
                      "raw forward: cat([F, I]) in [-1,1], square side multiple of 32", **info}
-    _atomic_write(path.with_suffix(".json"), json.dumps(meta, indent=1).encode)
+    atomic_write(path.with_suffix(".json"), json.dumps(meta, indent=1).encode)
     return path
 
 
@@ -149,7 +149,7 @@ def export_onnx(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool =
     meta = {"architecture": "maresunet", "model": model.config, "dtype": "fp16" if fp16 else "fp32",
             "onnx_max_abs_diff": diff, "inputs": "fused, original: (B,3,S,S) float32 RGB in [0,1], S multiple of 32",
             "output": "clean: (B,3,S,S) float32 in [0,1]", **info}
-    _atomic_write(path.with_name(f"{path.stem}_onnx.json"), json.dumps(meta, indent=1).encode)
+    atomic_write(path.with_name(f"{path.stem}_onnx.json"), json.dumps(meta, indent=1).encode)
     return path, diff
 
 
