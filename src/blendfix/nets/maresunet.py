@@ -15,10 +15,10 @@ head ``finaldeconv1`` / ``finalconv2`` / ``finalconv3``.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as nnf
 from torch import nn
 
 from ..registry import CheckpointEntry, ModelEntry, register_checkpoint, register_model
+from ..tiling import crop, pad_square
 from .resnet import make_stage
 from .resnet34 import RESNET34_BLOCKS, RESNET34_WIDTHS, init_resnet_weights
 
@@ -214,19 +214,14 @@ class MAResUNet(nn.Module):
     def clean(self, fused: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
         """Fused and original ``(B, 3, H, W)`` in ``[0, 1]`` -> cleaned ``(B, 3, H, W)`` in ``[0, 1]``.
 
-        Any size: the pair is padded (edge replication) to a square side that is a multiple of 32
-        and the result cropped back.
+        Any size: the pair is padded to a square side that is a multiple of 32 and the result cropped
+        back, exactly as ``blendfix clean`` does (:func:`blendfix.tiling.pad_square`).
         """
         if fused.shape != original.shape or fused.ndim != 4 or fused.shape[1] != 3:
             raise ValueError(f"fused and original must both be (B, 3, H, W), got {tuple(fused.shape)} "
                              f"and {tuple(original.shape)}")
-        h, w = fused.shape[-2:]
-        side = -(-max(h, w) // SIZE_MULTIPLE) * SIZE_MULTIPLE
-        x = torch.cat([fused, original], 1) * 2 - 1
-        if (h, w) != (side, side):
-            x = nnf.pad(x, (0, side - w, 0, side - h), mode="replicate")
-        y = self(x)[..., :h, :w]
-        return ((y + 1) / 2).clamp(0, 1)
+        x, size = pad_square(torch.cat([fused, original], 1) * 2 - 1, SIZE_MULTIPLE)
+        return ((crop(self(x), size) + 1) / 2).clamp(0, 1)
 
 
 def count_parameters(model: nn.Module) -> int:
