@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from blendfix.data import layout
+from blendfix.data.imageset import append_records
 from blendfix.io import write_image
 
 
@@ -26,5 +27,7 @@ def make_toy_set(root: Path, n: int = 8, size: int = 64, seed: int = 0) -> Path:
         write_image(item / layout.ORIGINAL, original)
         write_image(item / layout.FUSED, fused.astype(np.float32))
         write_image(item / layout.TARGET, original)
-        (item / layout.META).write_text(json.dumps({"id": item.name, "attribute": ["smile", "beard"][i % 2]}))
+        record = {"id": item.name, "attribute": ["smile", "beard"][i % 2]}
+        (item / layout.META).write_text(json.dumps(record))
+        append_records(Path(root) / layout.MANIFEST, [record])
     return Path(root)

@@ -81,7 +81,8 @@ def test_unmatched_names_and_center_backend_clash(folders, capsys):
     (folders / "mask" / "b.png").unlink()
     assert _run("-i", folders / "orig", "--edited", folders / "edit", "--mask", folders / "mask",
                 "-o", folders / "out") == 1
-    assert "no mask file with the same name for: b.png" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no mask file with the same name stem or <stem>_face_mask or <stem>_mask in" in err and "b.png" in err
     assert _run("-i", folders / "orig", "--edited", folders / "edit", "--mask", folders / "mask" / "a.png",
                 "-o", folders / "out", "--center", "paper") != 0
 

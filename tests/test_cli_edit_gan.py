@@ -19,7 +19,7 @@ from blendfix.nets.psp import GradualStyleEncoder
 from blendfix.nets.stylegan2 import Generator
 
 torch.set_num_threads(1)
-OUTPUTS = ("inverted", "edited", "mask", "fused", "strip")
+OUTPUTS = ("original", "inverted", "edited", "mask", "fused", "strip")
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +69,8 @@ def test_gan_edit_runs_from_checkpoint_files(checkpoints, photo, tmp_path, capsy
                      "--diffcam", cam, "--device", "cpu", "-o", out)
     assert code == 0, text
     for k in OUTPUTS:
-        assert (out / f"face one_{k}.png").is_file()
-    got = {k: read_image(out / f"face one_{k}.png") for k in ("inverted", "edited", "fused")}
+        assert (out / "items" / "face_one_smile" / f"{k}.png").is_file()
+    got = {k: read_image(out / "items" / "face_one_smile" / f"{k}.png") for k in ("inverted", "edited", "fused")}
     for v in got.values():
         assert v.shape == (48, 40, 3)  # back at the photo's size
     # the CLI used these files: the same editor built in Python from them gives the same images

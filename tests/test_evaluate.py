@@ -154,7 +154,7 @@ def test_unmatched_files_are_listed(folders):
     with pytest.raises(ValueError) as ei:
         evaluate_dirs(folders / "orig", _methods(folders), lpips=False, fid=False, progress=False)
     msg = str(ei.value)
-    assert "img1.png" in msg and "stray.png" in msg and "'fused'" in msg
+    assert "img1" in msg and "stray.png" in msg and "'fused'" in msg
 
 
 def test_attribute_lookup_by_source_stem_and_unknown_files(folders):
@@ -169,7 +169,7 @@ def test_attribute_lookup_by_source_stem_and_unknown_files(folders):
                       lpips=False, fid=False, progress=False)
     records[1]["attribute"] = "hat"
     (folders / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    with pytest.raises(ValueError, match=r"manifest.jsonl:2: .*'hat'"):
+    with pytest.raises(ValueError, match=r"manifest.jsonl: item 'x1' .*'hat'"):
         evaluate_dirs(folders / "orig", _methods(folders), attributes_from=folders / "manifest.jsonl",
                       lpips=False, fid=False, progress=False)
 

@@ -128,10 +128,14 @@ def test_cli_folder_skips_and_lists_faceless_files(data_dir, tmp_path, capsys):
     m = read_mask(tmp_path / "out" / "2_mask.png")
     assert m.shape == (512, 512) and 0.1 < m.mean() < 0.6
     assert (tmp_path / "out" / "2_overlay.png").is_file()
-    # documented choice: the largest face only (in two_faces.png the right-hand one)
+    # a group photo: every face is masked (both halves of two_faces.png) ...
     two = read_mask(tmp_path / "out" / "two_faces_mask.png")
-    assert two[:, two.shape[1] // 2:].sum() > 500 and two[:, : two.shape[1] // 2].sum() == 0
+    assert two[:, two.shape[1] // 2:].sum() > 500 and two[:, : two.shape[1] // 2].sum() > 500
     assert not (tmp_path / "out" / "no_face_mask.png").exists()
+    # ... and --largest-face keeps only the largest (in two_faces.png the right-hand one)
+    rc = main(["mask", "-i", str(src / "two_faces.png"), "--largest-face", "-o", str(tmp_path / "big.png")])
+    big = read_mask(tmp_path / "big.png")
+    assert rc == 0 and big[:, big.shape[1] // 2:].sum() > 500 and big[:, : big.shape[1] // 2].sum() == 0
 
 
 @needs_mesh

@@ -10,9 +10,8 @@ import pytest
 from conftest import need
 
 from blendfix.cli import main
-from blendfix.data import layout
+from blendfix.data import imageset, layout
 from blendfix.io import read_image, read_mask, write_image
-from blendfix.synth import manifest
 from blendfix.synth.pipeline import load_photo
 from blendfix.synth.runner import SKIPPED, SkipItem
 
@@ -58,9 +57,9 @@ def test_synth_builds_resumes_and_is_identical_for_two_worker_counts(photos, tmp
     one, two = tmp_path / "one", tmp_path / "two"
     args = ["synth", "-i", str(photos), "--resolution", "128", "--seed", "7"]
     assert main([*args, "-o", str(one)]) == 0
-    records = manifest.read(one / layout.MANIFEST)
+    records = imageset.read_records(one / layout.MANIFEST)
     assert {r["rel"] for r in records} == set(PICKS)
-    skipped = manifest.read(one / SKIPPED)
+    skipped = imageset.read_records(one / SKIPPED)
     assert [(s["source"].rsplit("/", 1)[1], s["kind"]) for s in skipped] == [("no_face.png", "no_face")]
     for r in records:
         d = one / layout.ITEMS / r["id"]
@@ -100,13 +99,13 @@ def test_every_bad_input_is_skipped_with_a_reason_never_a_crash(data_dir, tmp_pa
     bad = need(data_dir / "bad_inputs", "bad_inputs")
     out = tmp_path / "set"
     code = main(["synth", "-i", str(bad), "-o", str(out), "--resolution", "64"])
-    skipped = {Path(s["source"]).name: s["kind"] for s in manifest.read(out / SKIPPED)}
+    skipped = {Path(s["source"]).name: s["kind"] for s in imageset.read_records(out / SKIPPED)}
     assert "error" not in skipped.values(), skipped
     for name in ("truncated.png", "truncated.jpg", "zero_bytes.png", "not_an_image.png", "bomb.png",
                  "tiny_8x8.png"):
         assert skipped[name] == "unreadable"
     assert skipped["no_face.png"] == "no_face"
-    made = manifest.read(out / layout.MANIFEST)
+    made = imageset.read_records(out / layout.MANIFEST)
     assert code == (0 if made else 1)
     assert "skipped" in capsys.readouterr().err
     assert main(["synth", "-i", str(bad), "-o", str(out), "--resolution", "64", "--strict"]) == 1
@@ -136,7 +135,7 @@ def test_gan_editor_batched_in_process_gives_the_same_items_as_one_by_one(photos
     many = run_synth(cfg, tmp_path / "many", options={"editor": editor}, batch_size=3, progress=False)
     assert one.made == many.made > 0 and not one.errors and not many.errors
     assert tree(tmp_path / "one") == tree(tmp_path / "many")
-    rec = manifest.read(tmp_path / "many" / layout.MANIFEST)[0]
+    rec = imageset.read_records(tmp_path / "many" / layout.MANIFEST)[0]
     assert rec["editor"] == "gan" and rec["editor_info"]["alpha"] == 2.0 and rec["editor_info"]["seed"] == rec["seed"]
 
 

@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 from synth_fakes import fake_factory
 
-from blendfix.data import layout
+from blendfix.data import imageset, layout
 from blendfix.errors import BlendfixError
 from blendfix.io import write_image
-from blendfix.synth import manifest
 from blendfix.synth.config import SynthConfig, choose_attribute, item_id, item_seed, parse_shard, shard_of
 from blendfix.synth.merge import merge_datasets
 from blendfix.synth.runner import SKIPPED, dataset_lock, run_synth
@@ -76,7 +75,7 @@ def test_builds_the_layout_lists_skips_and_a_rerun_does_no_work(photos, tmp_path
     assert sorted((src.rsplit("/", 1)[1], kind) for src, kind, _ in s.skipped) == [
         ("broken.png", "unreadable"), ("noface.png", "no_face")]
     assert s.exit_code() == 0 and s.exit_code(strict=True) == 1
-    records = manifest.read(out / layout.MANIFEST)
+    records = imageset.read_records(out / layout.MANIFEST)
     assert [r["id"] for r in records] == sorted(item_id(r) for r in GOOD)
     for r in records:
         folder = out / layout.ITEMS / r["id"]
@@ -84,7 +83,7 @@ def test_builds_the_layout_lists_skips_and_a_rerun_does_no_work(photos, tmp_path
         assert json.loads((folder / layout.META).read_text()) == r
         assert r["seed"] == item_seed(3, r["rel"]) and r["source"] == str(photos / r["rel"])
         assert r["editor"] == "synthetic" and r["blendfix_version"] and r["checkpoints"] == {}
-    assert {r["kind"] for r in manifest.read(out / SKIPPED)} == {"unreadable", "no_face"}
+    assert {r["kind"] for r in imageset.read_records(out / SKIPPED)} == {"unreadable", "no_face"}
     assert (out / layout.CONFIG).is_file()
     n_calls, before = len(calls(log)), tree(out)
 
@@ -122,7 +121,7 @@ def test_a_killed_run_leaves_no_half_item_and_resumes_to_the_same_set(photos, tm
     assert proc.returncode == 7, proc.stderr
     items = out / layout.ITEMS
     assert [p.name for p in items.iterdir() if p.name.endswith(".tmp")] == [f".{item_id('b/three.png')}.tmp"]
-    recorded = {r["id"] for r in manifest.read(out / layout.MANIFEST)}
+    recorded = {r["id"] for r in imageset.read_records(out / layout.MANIFEST)}
     finished = {p.name for p in items.iterdir() if not p.name.startswith(".")}
     assert recorded == finished and item_id("b/three.png") not in finished and len(finished) == 3
 

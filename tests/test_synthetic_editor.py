@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -196,10 +197,13 @@ def test_cli_folder_lists_failed_file(tmp_path, faces_dir, data_dir, capsys):
     err = capsys.readouterr().err
     assert code == 1
     assert "no_face.png" in err and "broken.png" in err and "2 file(s) failed, 1 done" in err
-    for kind in ("inverted", "edited", "mask", "fused", "strip"):
-        assert (out / f"face_{kind}.png").is_file()
-    assert not list(out.glob("no_face*"))
-    strip = read_image(out / "face_strip.png")
+    for kind in ("original", "inverted", "edited", "mask", "fused", "strip"):
+        assert (out / "items" / "face_smile" / f"{kind}.png").is_file()
+    assert [p.name for p in (out / "items").iterdir()] == ["face_smile"]
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["attribute"], r["kind"], r["source"]) for r in records] == [
+        ("face_smile", "smile", "synthetic", str(src / "face.jpg"))]
+    strip = read_image(out / "items" / "face_smile" / "strip.png")
     assert strip.shape[1] > 4 * strip.shape[0]  # five panels side by side
 
 
@@ -237,7 +241,7 @@ def test_cli_gan_editor_gets_alpha_device_and_checkpoints(tmp_path, monkeypatch)
     assert opts["alpha"] == 10 and opts["device"] == "cpu"
     assert opts["generator"] == "g.pt" and opts["encoder"] == "psp.pt" and "diffcam" not in opts
     assert seen["calls"] == [("beard", 4), ("smile", 4)]
-    fused = read_image(out / "p_smile_fused.png")
+    fused = read_image(out / "items" / "p_smile" / "fused.png")
     assert np.allclose(fused[:16], 0.75, atol=1 / 255) and np.allclose(fused[16:], 0.25, atol=1 / 255)
 
 

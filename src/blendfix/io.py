@@ -256,30 +256,3 @@ def check_same_size(named: dict[str, np.ndarray]) -> None:
         raise SizeMismatchError(
             f"inputs differ in size ({listing}); resize them to one size first (WxH shown)."
         )
-
-
-def list_images(path: str | os.PathLike) -> list[Path]:
-    """A file itself, or the image files (by suffix) directly inside a folder, sorted by name."""
-    p = Path(path)
-    if p.is_file():
-        return [p]
-    if not p.is_dir():
-        raise FileNotFoundError(f"{p}: no such file or folder.")
-    return sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def match_by_stem(primary: list[Path], other: list[Path], other_name: str) -> dict[Path, Path]:
-    """Pair files by name stem; raises ``ValueError`` listing unmatched primaries, or stems held twice."""
-    by_stem: dict[str, Path] = {}
-    for f in other:
-        if f.stem in by_stem:
-            raise ValueError(f"{f.parent}: {by_stem[f.stem].name} and {f.name} share the name stem {f.stem!r}, "
-                             f"so which {other_name} file to use is unclear; keep one per stem.")
-        by_stem[f.stem] = f
-    missing = [f.name for f in primary if f.stem not in by_stem]
-    if missing:
-        raise ValueError(
-            f"no {other_name} file with the same name for: {', '.join(missing[:10])}"
-            + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
-        )
-    return {f: by_stem[f.stem] for f in primary}

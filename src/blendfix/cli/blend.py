@@ -1,8 +1,9 @@
 """`blendfix blend`: Poisson-clone the edited (or fused) image into the original over a mask.
 
-This is the method's teacher: ``seamless_clone(src=EDITED, dst=ORIGINAL, mask)``. Each argument is a
-file or a folder; in folder mode files are paired by name stem, and one mask file may serve a whole
-folder. Outputs are 8-bit PNGs named after the original, written atomically.
+This is the method's teacher: ``seamless_clone(src=FUSED, dst=ORIGINAL, mask)``. ``-i`` is an image set
+(each item's fused image is cloned over its face_mask into target.png) or photo(s) with ``--fused``
+and ``--mask`` files or folders paired by name stem; one mask file may serve a whole folder. Outputs
+are named after the original, written atomically.
 """
 
 from __future__ import annotations
@@ -14,9 +15,19 @@ import click
 import numpy as np
 
 from ..blend.seamless import BACKENDS, CENTERS, seamless_clone
+from ..data.destination import Destination
+from ..data.imageset import Item, collect
 from ..device import resolve_device
-from ..io import check_same_size, list_images, match_by_stem, read_image, read_mask, to_uint8, write_image
-from .common import out_path, refuse_overwriting_inputs, report_failures, run_each
+from ..io import check_same_size, read_image, read_mask, to_uint8, write_image
+from .common import (
+    format_options,
+    input_option,
+    option,
+    output_option,
+    refuse_overwriting_inputs,
+    report_failures,
+    run_each,
+)
 
 
 def blend_files(original: Path, edited: Path, mask: Path, out: Path, *, backend: str = "torch",
@@ -39,50 +50,41 @@ def blend_files(original: Path, edited: Path, mask: Path, out: Path, *, backend:
     return [f"{mask.name}: {w.message}" for w in caught]
 
 
-def _pair(originals: list[Path], other: Path, name: str) -> dict[Path, Path]:
-    """A file serves every original (single pair, or one mask for a folder); a folder is matched by stem."""
-    if other.is_file():
-        return {o: other for o in originals}
-    return match_by_stem(originals, list_images(other), name)
-
-
-def _triples(original: Path, edited: Path, mask: Path) -> list[tuple[Path, Path, Path]]:
-    originals = list_images(original)
-    if not originals:
-        raise ValueError(f"{original}: no images found (looked for files with image suffixes)")
-    if edited.is_file() and len(originals) > 1:
-        raise ValueError(f"--edited {edited} is one file but -i {original} holds {len(originals)} images; "
-                         "pass a folder of edited images with the same names")
-    edits, masks = _pair(originals, edited, "edited"), _pair(originals, mask, "mask")
-    return [(o, edits[o], masks[o]) for o in originals]
-
-
 @click.command("blend")
-@click.option("-i", "--input", "original", required=True, type=click.Path(exists=True, path_type=Path),
-              help="Original photo(s): the destination the edit is cloned into (file or folder).")
-@click.option("--edited", required=True, type=click.Path(exists=True, path_type=Path),
-              help="Edited / fused image(s): the source of the cloned gradients (file or folder, same stems).")
-@click.option("--mask", required=True, type=click.Path(exists=True, path_type=Path),
-              help="Mask(s), white = clone (file or folder, same stems; one file serves every image). "
-                   "Gray values are weights v/255, as in OpenCV.")
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder (PNG files named after the originals).")
+@input_option("Original photo(s): the destination the edit is cloned into (file or folder), or an image set "
+              "(its fused and face_mask images; writes each item's target.png).")
+@option("--fused", "fused", aliases=("--edited",), type=click.Path(exists=True, path_type=Path),
+        help="Fused / edited image(s): the source of the cloned gradients (file or folder, same stems).")
+@option("--mask", type=click.Path(exists=True, path_type=Path),
+        help="Mask(s), white = clone (file or folder, same stems or <stem>_mask; one file serves every image). "
+             "Gray values are weights v/255, as in OpenCV. Default in an image set: its face_mask images.")
+@output_option("Output folder (PNGs named after the originals), or a file for one input; "
+               "default with an image set: each item's target.png.")
+@format_options
 @click.option("--backend", default="torch", show_default=True, type=click.Choice(BACKENDS),
               help="torch: batched DST solver; opencv: cv2.seamlessClone.")
 @click.option("--center", default="bbox", show_default=True, type=click.Choice(CENTERS),
               help="bbox: in place; bbox_raw / paper: OpenCV's shifted placements (opencv backend only).")
 @click.option("--device", default="auto", show_default=True, help="torch backend: auto, cpu, cuda, cuda:N.")
-def cmd(original: Path, edited: Path, mask: Path, out_dir: Path, backend: str, center: str, device: str) -> int:
-    """Seamless (Poisson) clone of EDITED into ORIGINAL over MASK, the method's teacher images."""
+def cmd(source: Path, fused: Path | None, mask: Path | None, out: Path | None, ext: str, suffix: str, backend: str,
+        center: str, device: str) -> int:
+    """Seamless (Poisson) clone of FUSED into ORIGINAL over MASK, the method's teacher images."""
     if backend == "torch" and center != "bbox":
         raise click.BadParameter("--center bbox_raw/paper needs --backend opencv", param_hint="--center")
     dev = str(resolve_device(device)) if backend == "torch" else "cpu"
-    triples = _triples(original, edited, mask)
-    refuse_overwriting_inputs([out_path(out_dir, t[0]) for t in triples], [f for t in triples for f in t])
+    items = collect(source, ("original", "fused", "face_mask"), given={"fused": fused, "face_mask": mask},
+                    flags={"fused": "--fused", "face_mask": "--mask"})
+    dest = Destination(source, out, "target", count=len(items), ext=ext, suffix=suffix, verb="blend")
+    refuse_overwriting_inputs([dest.path(i) for i in items], [f for i in items for f in i.files.values()])
+    done: list[Item] = []
 
-    def one(t: tuple[Path, Path, Path]) -> None:
-        for w in blend_files(*t, out_path(out_dir, t[0]), backend=backend, center=center, device=dev):
-            click.echo(f"warning: {t[0].name}: {w}", err=True)
+    def one(item: Item) -> None:
+        warned = blend_files(item["original"], item["fused"], item["face_mask"], dest.path(item), backend=backend,
+                             center=center, device=dev)
+        for w in warned:
+            click.echo(f"warning: {item.name}: {w}", err=True)
+        done.append(item)
 
-    failures = run_each(triples, one, "blend", name=lambda t: t[0].name)
-    return report_failures(failures, len(triples))
+    failures = run_each(items, one, "blend", name=lambda i: i.name)
+    dest.record(done)
+    return report_failures(failures, len(items))

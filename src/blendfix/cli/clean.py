@@ -1,66 +1,61 @@
-"""`blendfix clean -i ORIGINAL --fused FUSED -o DIR`: remove blending artifacts from fused images.
+"""`blendfix clean -i SET` or `blendfix clean -i ORIGINAL --fused FUSED -o OUT`: remove blending artifacts.
 
-``-i`` and ``--fused`` (or ``--edited``) are two files, or two folders paired by name stem; ``--mask``
-is a file (serving every original) or a folder. A pair that fails (unreadable, sizes differ, no face
-for ``poisson``) is skipped and listed at the end, and the exit code is 1.
+``-i`` is an image set (each item's fused image is cleaned into ``cleaned/<method>.png``, with the
+item's own attribute for the Poisson face mask), or original photo(s) with ``--fused`` (or
+``--edited`` and ``--mask``) files or folders paired by name stem; ``--mask`` may be one file serving
+every original. A pair that fails (unreadable, sizes differ, no face for ``poisson``) is skipped and
+listed at the end, and the exit code is 1.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import click
+import numpy as np
 
 from ..cleaning import METHODS, CleanConfig, Cleaner, prepare_fused
+from ..data.destination import Destination
+from ..data.imageset import Item, cleaned_role, collect, is_image_set, read_attributes
 from ..errors import BlendfixError
-from ..io import atomic_write, list_images, match_by_stem, read_image, read_mask, write_image
-from .common import device_options, progress, refuse_overwriting_inputs, report_failures
+from ..io import atomic_write, read_image, read_mask, write_image
+from ..metrics.evaluate import RUNTIME_DIR, RUNTIME_FILE
+from .common import (
+    attribute_option,
+    checked_attribute,
+    device_options,
+    format_options,
+    input_option,
+    option,
+    output_option,
+    progress,
+    refuse_overwriting_inputs,
+    report_failures,
+)
+
+USER_ERRORS = (BlendfixError, ValueError, FileNotFoundError)
+Loaded = tuple[Item, np.ndarray, np.ndarray]
 
 
-def _match(origs: list[Path], other: Path, name: str, serves_all: bool = False) -> dict[Path, Path]:
-    """A file pairs with the one original (or, ``serves_all``, with every original); a folder by stem."""
-    if other.is_file():
-        if len(origs) > 1 and not serves_all:
-            raise click.UsageError(f"--{name} {other} is one file but -i holds {len(origs)} images; "
-                                   f"pass a folder of {name} images with the same names")
-        return {o: other for o in origs}
-    return match_by_stem(origs, list_images(other), name)
+def _other(item: Item) -> Path:
+    """The image the item's F comes from (fused, else edited), named in messages."""
+    return item.files.get("fused", item.files.get("edited", item["original"]))
 
 
-def _pairs(original: Path, fused: Path | None, edited: Path | None, mask: Path | None) -> list[dict]:
-    origs = list_images(original)
-    if not origs:
-        raise click.UsageError(f"{original}: no images found")
-    if fused is not None:
-        fmap = _match(origs, fused, "fused")
-        return [{"original": o, "fused": fmap[o]} for o in origs]
-    if edited is None or mask is None:
-        raise click.UsageError("give --fused, or both --edited and --mask")
-    emap = _match(origs, edited, "edited")
-    mmap = _match(origs, mask, "mask", serves_all=True)
-    return [{"original": o, "edited": emap[o], "mask": mmap[o]} for o in origs]
-
-
-def _load(pair: dict) -> tuple:
-    orig = read_image(pair["original"])
-    if "fused" in pair:
-        fused = read_image(pair["fused"])
-        try:
-            return orig, prepare_fused(orig, fused)
-        except ValueError as e:
-            raise BlendfixError(f"{pair['original'].name} / {pair['fused'].name}: {e}") from e
-    edited = read_image(pair["edited"])
-    m = read_mask(pair["mask"], size=orig.shape[:2])
+def _load(item: Item) -> tuple[np.ndarray, np.ndarray]:
+    """(I, F) of an item: its fused image, or F = T*M + I*(1-M) from its edited image and mask."""
+    orig = read_image(item["original"])
+    other = _other(item)
     try:
-        return orig, prepare_fused(orig, None, edited, m)
+        if "fused" in item.files:
+            return orig, prepare_fused(orig, read_image(item["fused"]))
+        m = read_mask(item["mask"], size=orig.shape[:2])
+        return orig, prepare_fused(orig, None, read_image(item["edited"]), m)
     except ValueError as e:
-        raise BlendfixError(f"{pair['original'].name} / {pair['edited'].name}: {e}") from e
-
-
-def _other(pair: dict) -> Path:
-    return pair.get("fused", pair.get("edited"))
+        raise BlendfixError(f"{item['original'].name} / {other.name}: {e}") from e
 
 
 def _echo_warnings(caught: list[warnings.WarningMessage], name: str) -> None:
@@ -68,80 +63,101 @@ def _echo_warnings(caught: list[warnings.WarningMessage], name: str) -> None:
         click.echo(f"warning: {name}: {w.message}", err=True)
 
 
-@click.command("clean")
-@click.option("-i", "--input", "original", required=True, type=click.Path(exists=True, path_type=Path),
-              help="Original photo(s): a file or a folder.")
-@click.option("--fused", type=click.Path(exists=True, path_type=Path), help="Fused image(s), same names.")
-@click.option("--edited", type=click.Path(exists=True, path_type=Path), help="Edited image(s) T (with --mask).")
-@click.option("--mask", type=click.Path(exists=True, path_type=Path), help="Mask(s) M for fusing T into I.")
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,
-              help="auto = network when weights exist, else poisson.")
-@click.option("--weights", default=None, help="Registered name, run folder or weights file of the network.")
-@click.option("--attribute", default=None, help="Face-mask rule for --method poisson.")
-@click.option("--attributes-from", "attributes_from", type=click.Path(exists=True, path_type=Path), default=None,
-              help="poisson: each file's own rule from a manifest.jsonl (or a training-set folder), by name stem.")
-@click.option("--tile", default=1024, show_default=True, help="Largest side run in one piece; larger is tiled.")
-@device_options
-def cmd(original: Path, fused: Path | None, edited: Path | None, mask: Path | None, out_dir: Path, method: str,
-        weights: str | None, attribute: str | None, attributes_from: Path | None, tile: int, device: str,
-        batch_size: int, precision: str) -> int:
-    """Clean fused images: outputs keep the originals' names, plus runtime.json for `evaluate`."""
-    pairs = _pairs(original, fused, edited, mask)
-    refuse_overwriting_inputs([out_dir / f"{p['original'].stem}.png" for p in pairs] + [out_dir / "runtime.json"],
-                              [f for p in pairs for f in p.values()])
-    per_item: dict[str, str] = {}
-    if attributes_from is not None:
-        from ..metrics.evaluate import read_attributes
-
-        per_item = read_attributes(attributes_from, [p["original"].stem for p in pairs])
+def _recorded(fn: Callable, name: str):
+    """``fn()``, echoing the warnings it raised (each once) prefixed by ``name``."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cleaner = Cleaner(CleanConfig(method=method, weights=weights, device=device, precision=precision,
-                                      batch_size=batch_size, tile=tile, attribute=attribute))
-    _echo_warnings(caught, "clean")
-    failures: list[tuple[str, str]] = []
-    batch: list[tuple[dict, object, object]] = []
-    user_errors = (BlendfixError, ValueError, FileNotFoundError)
+        out = fn()
+    _echo_warnings(caught, name)
+    return out
 
-    def run(items: list[tuple[dict, object, object]]) -> None:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            outs = cleaner([b[1] for b in items], [b[2] for b in items],
-                           [(b[0]["original"], _other(b[0])) for b in items],
-                           [per_item.get(b[0]["original"].stem) for b in items])
-        _echo_warnings(caught, items[0][0]["original"].name if len(items) == 1 else "clean")
-        for (pair, _, _), img in zip(items, outs, strict=True):
-            write_image(out_dir / f"{pair['original'].stem}.png", img)
+
+def clean_items(cleaner: Cleaner, items: list[Item], write: Callable[[Item, np.ndarray], None],
+                attributes: dict[str, str | None], batch_size: int) -> list[tuple[str, str]]:
+    """Clean ``items`` in batches; a failing batch is retried pair by pair so a bad pair skips only itself."""
+    failures: list[tuple[str, str]] = []
+    batch: list[Loaded] = []
+
+    def run(group: list[Loaded]) -> None:
+        outs = _recorded(lambda: cleaner([b[1] for b in group], [b[2] for b in group],
+                                         [(b[0]["original"], _other(b[0])) for b in group],
+                                         [attributes.get(b[0].id) for b in group]),
+                         group[0][0].name if len(group) == 1 else "clean")
+        for (item, _, _), img in zip(group, outs, strict=True):
+            write(item, img)
 
     def flush() -> None:
-        """Clean the batch; if it fails, clean its pairs one by one so one bad pair skips only itself."""
-        if not batch:
-            return
         try:
             run(batch)
-        except user_errors:
-            for item in batch:
+        except USER_ERRORS:
+            for one in batch:
                 try:
-                    run([item])
-                except user_errors as e:
-                    failures.append((item[0]["original"].name, str(e)))
+                    run([one])
+                except USER_ERRORS as e:
+                    failures.append((one[0].name, str(e)))
         batch.clear()
 
-    for pair in progress(pairs, f"clean ({cleaner.method})", total=len(pairs)):
+    for item in progress(items, f"clean ({cleaner.method})", total=len(items)):
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                orig, fz = _load(pair)
-            _echo_warnings(caught, pair["original"].name)
-        except user_errors as e:
-            failures.append((pair["original"].name, str(e)))
+            orig, fz = _recorded(lambda item=item: _load(item), item.name)
+        except USER_ERRORS as e:
+            failures.append((item.name, str(e)))
             continue
-        batch.append((pair, orig, fz))
+        batch.append((item, orig, fz))
         if len(batch) >= batch_size:
             flush()
-    flush()
-    if cleaner.count:
+    if batch:
+        flush()
+    return failures
+
+
+@click.command("clean")
+@input_option("An image set, or original photo(s): a file or a folder.", aliases=("--original",))
+@option("--fused", type=click.Path(exists=True, path_type=Path),
+        help="Fused image(s) F, same name stems (default in an image set: its fused images).")
+@option("--edited", type=click.Path(exists=True, path_type=Path), help="Edited image(s) T (with --mask) instead of F.")
+@option("--mask", type=click.Path(exists=True, path_type=Path), help="Mask(s) M for fusing T into I (with --edited).")
+@output_option("Output folder, or a file for one input; default with an image set: each item's "
+               "cleaned/<method>.png (and runtime/<method>.json).", aliases=("--out",))
+@format_options
+@click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,
+              help="auto = network when weights exist, else poisson; fused = the no-op baseline.")
+@click.option("--weights", default=None, help="Registered name, run folder or weights file of the network.")
+@attribute_option(None, help="Face-mask rule for --method poisson (default: each item's own attribute in an image "
+                             "set or from --attributes-from, else the plain face region).")
+@click.option("--attributes-from", "attributes_from", type=click.Path(exists=True, path_type=Path), default=None,
+              help="poisson: each file's own rule from a manifest.jsonl (or an image set), by name stem.")
+@click.option("--tile", default=1024, show_default=True, help="Largest side run in one piece; larger is tiled.")
+@device_options
+def cmd(source: Path, fused: Path | None, edited: Path | None, mask: Path | None, out: Path | None, ext: str,
+        suffix: str, method: str, weights: str | None, attribute: str | None, attributes_from: Path | None, tile: int,
+        device: str, batch_size: int, precision: str) -> int:
+    """Clean fused images: outputs keep the originals' names, plus runtime.json for `evaluate`."""
+    rule = checked_attribute(attribute)
+    roles = ("original",) if fused or edited or not is_image_set(source) else ("original", "fused")
+    if not is_image_set(source) and fused is None and (edited is None or mask is None):
+        raise click.UsageError("give --fused, or both --edited and --mask")
+    items = collect(source, roles, given={"fused": fused, "edited": edited, "mask": mask})
+    attributes = {i.id: rule or i.attribute for i in items}
+    if attributes_from is not None:
+        attributes.update(read_attributes(attributes_from, [i.id for i in items]))
+    cleaner = _recorded(lambda: Cleaner(CleanConfig(method=method, weights=weights, device=device, tile=tile,
+                                                    precision=precision, batch_size=batch_size)), "clean")
+    dest = Destination(source, out, cleaned_role(cleaner.method), count=len(items), ext=ext, suffix=suffix,
+                       verb="clean")
+    runtime = (source / RUNTIME_DIR / f"{cleaner.method}.json" if dest.set is not None
+               else None if dest.file is not None else out / RUNTIME_FILE)
+    refuse_overwriting_inputs([dest.path(i) for i in items] + ([runtime] if runtime else []),
+                              [f for i in items for f in i.files.values()])
+    done: list[Item] = []
+
+    def write(item: Item, image: np.ndarray) -> None:
+        write_image(dest.path(item), image)
+        done.append(item)
+
+    failures = clean_items(cleaner, items, write, attributes, batch_size)
+    dest.record(done)
+    if cleaner.count and runtime is not None:
         info = json.dumps(cleaner.runtime(), indent=1)
-        atomic_write(out_dir / "runtime.json", info.encode)
-    return report_failures(failures, len(pairs))
+        atomic_write(runtime, info.encode)
+    return report_failures(failures, len(items))

@@ -10,9 +10,72 @@ from typing import TypeVar
 import click
 from tqdm import tqdm
 
+from ..attributes import ATTRIBUTES, canonical
+from ..data.destination import EXTENSIONS
 from ..errors import BlendfixError
 
 T = TypeVar("T")
+
+
+class AliasOption(click.Option):
+    """An option whose old spellings (``aliases``) still work but are left out of ``--help``."""
+
+    def __init__(self, *args, aliases: tuple[str, ...] = (), **kwargs) -> None:
+        decls = list(args[0]) + list(aliases)
+        super().__init__(decls, *args[1:], **kwargs)
+        self.aliases = tuple(aliases)
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        shown = self.opts
+        self.opts = [o for o in shown if o not in self.aliases]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = shown
+
+
+def option(*decls: str, aliases: tuple[str, ...] = (), **kwargs) -> Callable:
+    """``click.option`` with hidden old spellings: ``option("-i", "--input", "src", aliases=("--data",))``."""
+    return click.option(*decls, cls=AliasOption, aliases=aliases, **kwargs)
+
+
+def input_option(help: str, aliases: tuple[str, ...] = (), dir_okay: bool = True) -> Callable:
+    """``-i/--input``: a file, a folder of photos or an image set."""
+    return option("-i", "--input", "source", aliases=aliases, required=True, help=help,
+                  type=click.Path(exists=True, dir_okay=dir_okay, path_type=Path))
+
+
+def output_option(help: str, required: bool = False, aliases: tuple[str, ...] = ()) -> Callable:
+    """``-o/--output``: a file when one input and an image suffix, else a folder."""
+    return option("-o", "--output", "out", aliases=aliases, required=required, help=help,
+                  type=click.Path(path_type=Path), default=None)
+
+
+def attribute_option(default: str | None, extra: tuple[str, ...] = (), help: str = "",
+                     multiple: bool = False, aliases: tuple[str, ...] = ()) -> Callable:
+    """``-a/--attribute`` with the choices listed (aliases such as ``smiling`` are accepted too)."""
+    choices = (*extra, *ATTRIBUTES)
+    return option("-a", "--attribute", "attribute", aliases=aliases, default=default, multiple=multiple,
+                  show_default=True, metavar="[" + "|".join(choices) + "]",
+                  help=f"{help} Choices: {', '.join(choices)}.".strip())
+
+
+def checked_attribute(value: str | None, extra: tuple[str, ...] = ()) -> str | None:
+    """The canonical attribute name of ``-a`` (``None`` stays ``None``); ``BadParameter`` listing the choices."""
+    if value is None or value.strip().lower() in extra:
+        return None if value is None else value.strip().lower()
+    try:
+        return canonical(value)
+    except ValueError as e:
+        raise click.BadParameter(f"{e}" + (f" or {', '.join(extra)}" if extra else ""), param_hint="-a") from e
+
+
+def format_options(f: Callable) -> Callable:
+    """``--ext png|jpg|webp`` and ``--suffix`` for outputs written into a folder."""
+    f = click.option("--suffix", default="", show_default=True,
+                     help="Appended to each output's name stem in an output folder, e.g. _clean.")(f)
+    return click.option("--ext", default="png", show_default=True, type=click.Choice(EXTENSIONS),
+                        help="File type of outputs written into an output folder.")(f)
 
 
 def device_options(f: Callable) -> Callable:
@@ -20,7 +83,8 @@ def device_options(f: Callable) -> Callable:
     f = click.option("--precision", default="auto", show_default=True,
                      type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
                      help="auto = fp16 on CUDA, fp32 elsewhere.")(f)
-    f = click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1))(f)
+    f = click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),
+                     help="Images per network call.")(f)
     f = click.option("--device", default="auto", show_default=True,
                      help="auto, cpu, cuda, cuda:N or mps.")(f)
     return f

@@ -1,13 +1,16 @@
-"""`blendfix edit`: (I', T, M) and F for each photo and attribute, with a labelled strip.
+"""`blendfix edit -i PHOTOS -o SET`: (I', T, M) and F for each photo and attribute, as an image set.
 
-Writes per image and attribute ``<stem>_inverted.png`` (I'), ``<stem>_edited.png`` (T),
-``<stem>_mask.png`` (M), ``<stem>_fused.png`` (F = T*M + I*(1-M)) and ``<stem>_strip.png``
-(I, I', T, M, F side by side). With ``-a all`` (or several attributes) the stem gets the
-attribute appended: ``<stem>_<attribute>_fused.png``.
+``-o`` becomes an image set (:mod:`blendfix.data.imageset`): per photo and attribute an item
+``<stem>_<attribute>`` with ``original.png`` (I, as edited), ``inverted.png`` (I'), ``edited.png`` (T),
+``mask.png`` (M), ``fused.png`` (F = T*M + I*(1-M)), ``strip.png`` (I, I', T, M, F side by side) and
+its line in ``manifest.jsonl`` (source, attribute, editor, seed). ``mask``, ``blend``, ``clean`` and
+``evaluate`` take the set as it is (``-i SET``).
 """
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import click
@@ -15,35 +18,23 @@ import cv2
 import numpy as np
 
 from ..attributes import ATTRIBUTES, canonical
+from ..data.imageset import ImageSet, Item, ItemRecord, collect
 from ..edit import get_editor
 from ..edit.base import EditResult
-from ..io import list_images, read_image, to_uint8, write_image, write_mask
-from .common import device_options, refuse_overwriting_inputs, report_failures, run_each
+from ..io import read_image, write_image, write_mask
+from ..viz import strip_image
+from .common import (
+    attribute_option,
+    device_options,
+    input_option,
+    option,
+    refuse_overwriting_inputs,
+    report_failures,
+    run_each,
+)
 
-PANELS = ("I", "I'", "T", "M", "F")
-OUTPUTS = ("inverted", "edited", "mask", "fused", "strip")
-
-
-def strip_image(result: EditResult, panel: int = 256, labels: tuple[str, ...] = PANELS) -> np.ndarray:
-    """I, I', T, M, F side by side, each ``panel`` px high, with a label bar; ``uint8 (h, w, 3)``.
-
-    I', T and M are labelled with the editor that made them (e.g. "T (synthetic)").
-    """
-    h, w = result.original.shape[:2]
-    pw = max(1, round(w * panel / h))
-    mask3 = np.repeat(result.mask[..., None], 3, axis=2)
-    images = dict(zip(PANELS, (result.original, result.inverted, result.edited, mask3, result.fused), strict=True))
-    tiles = []
-    editor = result.info.get("editor")
-    for name in labels:
-        tile = to_uint8(cv2.resize(images[name], (pw, panel), interpolation=cv2.INTER_AREA))
-        bar = np.full((22, pw, 3), 255, np.uint8)
-        text = f"{name} ({editor})" if editor and name in ("I'", "T", "M") else name
-        cv2.putText(bar, text, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
-        tiles.append(np.concatenate([bar, tile], axis=0))
-        tiles.append(np.full((panel + 22, 2, 3), 255, np.uint8))
-    return np.concatenate(tiles[:-1], axis=1)
-
+ROLES_WRITTEN = ("original", "inverted", "edited", "mask", "fused")
+_UNSAFE = re.compile(r"[^\w.-]+")  # letters of any script are kept
 
 def _resize(image: np.ndarray, resolution: int | None) -> np.ndarray:
     if resolution is None:
@@ -55,30 +46,35 @@ def _resize(image: np.ndarray, resolution: int | None) -> np.ndarray:
     return np.clip(cv2.resize(image, size, interpolation=interp), 0, 1)
 
 
-def result_stem(path: Path, attribute: str, attributes: list[str]) -> str:
-    """``<stem>`` for one attribute, ``<stem>_<attribute>`` for several."""
-    return path.stem if len(attributes) == 1 else f"{path.stem}_{attribute}"
+def item_id(path: Path, attribute: str) -> str:
+    """The id of a photo's edit for one attribute: ``<stem>_<attribute>`` (unsafe characters replaced)."""
+    return f"{_UNSAFE.sub('_', path.stem).strip('._') or 'photo'}_{attribute}"
 
 
-def write_result(out_dir: Path, stem: str, result: EditResult) -> None:
-    """The five files of one edit (see the module docstring)."""
-    write_image(out_dir / f"{stem}_inverted.png", result.inverted)
-    write_image(out_dir / f"{stem}_edited.png", result.edited)
-    write_mask(out_dir / f"{stem}_mask.png", result.mask)
-    write_image(out_dir / f"{stem}_fused.png", result.fused)
-    write_image(out_dir / f"{stem}_strip.png", strip_image(result))
+def write_result(s: ImageSet, item: str, result: EditResult, source: Path, editor: str, seed: int) -> ItemRecord:
+    """The item's images (original, inverted, edited, mask, fused) and ``strip.png``; returns its record."""
+    write_image(s.path(item, "original"), result.original)
+    write_image(s.path(item, "inverted"), result.inverted)
+    write_image(s.path(item, "edited"), result.edited)
+    write_mask(s.path(item, "mask"), result.mask)
+    write_image(s.path(item, "fused"), result.fused)
+    write_image(s.path(item, "original").with_name("strip.png"), strip_image(result))
+    return ItemRecord(item, str(source), result.attribute, kind=editor, roles=ROLES_WRITTEN,
+                      extra={"editor": editor, "seed": seed, "editor_info": _json_safe(result.info)})
+
+
+def _json_safe(info: dict) -> dict:
+    return json.loads(json.dumps(info, default=str))
 
 
 @click.command("edit")
-@click.option("-i", "--input", "input_path", required=True, type=click.Path(exists=True, path_type=Path),
-              help="A face photo or a folder of them.")
-@click.option("-a", "--attribute", "attributes", multiple=True, default=("all",), show_default=True,
-              help=f"{', '.join(ATTRIBUTES)} or all; repeat for several.")
+@input_option("A face photo, a folder of them, or an image set (its originals are edited).")
+@attribute_option("all", extra=("all",), multiple=True, help="Attribute to edit; repeat for several.")
 @click.option("--editor", "editor_name", type=click.Choice(["synthetic", "gan"]), default="synthetic",
               show_default=True, help="synthetic: offline imitation of inversion+edit+Diff-CAM; gan: StyleGAN2.")
 @click.option("--alpha", default=20.0, show_default=True, type=float,
               help="Edit strength (latent step for gan; synthetic uses alpha/20 as its attribute strength).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the synthetic editor's randomness.")
 @click.option("--resolution", type=click.IntRange(min=32), default=None,
               help="Resize each photo so its longer side is N before editing (default: keep its size).")
 @click.option("--fold", is_flag=True, help="Synthetic: EOGI folded mask (M <= 0.5).")
@@ -87,14 +83,15 @@ def write_result(out_dir: Path, stem: str, result: EditResult) -> None:
 @click.option("--generator", default=None, help="gan: StyleGAN2 checkpoint name or path.")
 @click.option("--encoder", default=None, help="gan: pSp encoder checkpoint name or path.")
 @click.option("--diffcam", default=None, help="gan: Diff-CAM checkpoint name or path.")
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path))
+@option("-o", "--output", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+        help="The image set to write (created; a rerun replaces the items it makes again).")
 @device_options
-def cmd(input_path: Path, attributes: tuple[str, ...], editor_name: str, alpha: float, seed: int,
+def cmd(source: Path, attribute: tuple[str, ...], editor_name: str, alpha: float, seed: int,
         resolution: int | None, fold: bool, mask_upsample: str, generator: str | None, encoder: str | None,
-        diffcam: str | None, out_dir: Path, device: str, batch_size: int, precision: str) -> int:
+        diffcam: str | None, out: Path, device: str, batch_size: int, precision: str) -> int:
     """Edit face photos: write I', T, M, F and a strip for each photo and attribute."""
     attrs: list[str] = []
-    for a in attributes:
+    for a in attribute:
         for name in (ATTRIBUTES if a.strip().lower() == "all" else (canonical(a),)):
             if name not in attrs:
                 attrs.append(name)
@@ -106,26 +103,33 @@ def cmd(input_path: Path, attributes: tuple[str, ...], editor_name: str, alpha: 
         options.update({k: v for k, v in (("generator", generator), ("encoder", encoder), ("diffcam", diffcam))
                         if v is not None})
         editor = get_editor("gan", **options)
-    files = list_images(input_path)
-    if not files:
-        raise click.ClickException(f"{input_path}: no image files found")
-    # -o = the photo folder: a rerun would find the last run's <stem>_fused.png (etc.) among the photos
-    refuse_overwriting_inputs([out_dir / f"{result_stem(f, a, attrs)}_{k}.png" for f in files for a in attrs
-                               for k in OUTPUTS], files)
+    items = collect(source)
+    if out.resolve() == source.resolve():
+        raise click.BadParameter("-o is the input; choose another folder for the image set", param_hint="-o")
+    target = ImageSet(out)
+    ids = {(i.id, a): item_id(Path(i.id), a) for i in items for a in attrs}
+    if len(set(ids.values())) < len(ids):
+        raise ValueError(f"{source}: two photos give the same item id once unsafe characters are replaced; "
+                         "rename one of them.")
+    refuse_overwriting_inputs([target.path(k, r) for k in ids.values() for r in ROLES_WRITTEN],
+                              [i["original"] for i in items])
 
-    def one(path: Path) -> None:
+    def one(item: Item) -> None:
+        path = item["original"]
         image = _resize(read_image(path), resolution)
         landmarks = None
         if editor_name == "synthetic":
             from ..edit.synthetic import detect
 
             landmarks = detect(image, str(path))  # once per photo, shared by the attributes
+        records = []
         for attr in attrs:
             if landmarks is not None:
                 result = editor.edit(image, attr, seed=seed, landmarks=landmarks, source=str(path))
             else:
                 result = editor.edit(image, attr, seed=seed)
-            write_result(out_dir, result_stem(path, attr, attrs), result)
+            records.append(write_result(target, ids[item.id, attr], result, path, editor_name, seed))
+        target.add(records)  # after the images: a record names only finished files
 
-    failures = run_each(files, one, desc=f"edit ({editor_name})", name=lambda p: p.name)
-    return report_failures(failures, len(files))
+    failures = run_each(items, one, desc=f"edit ({editor_name})", name=lambda i: i.name)
+    return report_failures(failures, len(items))

@@ -1,4 +1,4 @@
-"""`blendfix evaluate --originals DIR --method NAME=DIR ... -o REPORT_DIR`: the paper's tables for your outputs."""
+"""`blendfix evaluate -i SET -o REPORT_DIR` (or `-i ORIGINALS --method NAME=DIR ...`): the paper's tables."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import click
 
 from ..metrics.evaluate import evaluate_dirs
 from ..metrics.fid import SmallSampleWarning
+from ..metrics.report import overall_table
+from .common import option
 
 
 def parse_methods(specs: tuple[str, ...]) -> dict[str, Path]:
@@ -29,14 +31,17 @@ def parse_methods(specs: tuple[str, ...]) -> dict[str, Path]:
 
 
 @click.command("evaluate")
-@click.option("--originals", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Folder of the unedited photos.")
-@click.option("--method", "method_specs", multiple=True, required=True, metavar="NAME=DIR",
-              help="A method's outputs, named like the originals (repeat: fused=..., poisson=..., blendfix=...).")
-@click.option("--attributes-from", type=click.Path(exists=True, path_type=Path),
-              help="manifest.jsonl (or a training-set folder) giving each file's attribute; else 'all'.")
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Report folder: report.md, report.json, metrics.csv, per_image.csv, comparison.png.")
+@option("-i", "--input", "originals", aliases=("--originals",), required=True,
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="An image set (its fused and cleaned/<method> images are the methods, per attribute), or a folder "
+             "of the unedited photos.")
+@option("--method", "method_specs", multiple=True, metavar="NAME=DIR",
+        help="A method's outputs, named like the originals (repeat: fused=..., poisson=..., blendfix=...); "
+             "needed with a folder of photos.")
+@option("--attributes-from", type=click.Path(exists=True, path_type=Path),
+        help="manifest.jsonl (or an image set) giving each file's attribute; else the set's own, or 'all'.")
+@option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+        help="Report folder: report.md, report.json, metrics.csv, per_image.csv, comparison.png.")
 @click.option("--no-lpips", is_flag=True, help="Skip LPIPS (reported as skipped).")
 @click.option("--no-fid", is_flag=True, help="Skip FID (reported as skipped).")
 @click.option("--lpips-trunk", default=None, help="AlexNet trunk file or registry name (default torchvision-alexnet).")
@@ -45,11 +50,14 @@ def parse_methods(specs: tuple[str, ...]) -> dict[str, Path]:
               help="pytorch-fid Inception file or registry name (default pt-inception-fid).")
 @click.option("--examples", default=4, show_default=True, type=click.IntRange(min=0),
               help="Rows of the comparison figure (0: no figure).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps (LPIPS, FID).")
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32"]),
+              help="Metrics always run in full float32 (TF32 off), so numbers do not depend on the GPU.")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Images per LPIPS / FID network call.")
 def cmd(originals: Path, method_specs: tuple[str, ...], attributes_from: Path | None, out_dir: Path, no_lpips: bool,
         no_fid: bool, lpips_trunk: str | None, lpips_lin: str | None, fid_weights: str | None, examples: int,
-        device: str, batch_size: int) -> int:
+        device: str, precision: str, batch_size: int) -> int:
     """PSNR, SSIM, MAE, LPIPS and FID of each method against the originals, per attribute and overall."""
     methods = parse_methods(method_specs)
     with warnings.catch_warnings():
@@ -57,8 +65,7 @@ def cmd(originals: Path, method_specs: tuple[str, ...], attributes_from: Path | 
         report = evaluate_dirs(originals, methods, out_dir, attributes_from=attributes_from, lpips=not no_lpips,
                                fid=not no_fid, lpips_trunk=lpips_trunk, lpips_lin=lpips_lin, fid_weights=fid_weights,
                                device=device, batch_size=batch_size, figure_examples=examples)
-    md = (out_dir / "report.md").read_text(encoding="utf-8")
-    click.echo(md.split("## Overall", 1)[1].split("\n## ", 1)[0].strip())
+    click.echo(overall_table(report))
     for metric, reason in report["metrics"]["skipped"].items():
         click.echo(f"skipped {metric.upper()}: {reason}", err=True)
     for w in report["warnings"]:

@@ -15,7 +15,6 @@ resumed run sees exactly the samples it would have seen.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,29 +27,11 @@ from ..attributes import canonical
 from ..io import read_image
 from ..tensors import image_to_tensor
 from . import layout
+from .imageset import ImageSet, read_records
 
 #: The images a sample holds, by key, and their file in an item folder.
 SAMPLE_FILES = {"original": layout.ORIGINAL, "fused": layout.FUSED, "target": layout.TARGET}
 SPLITS = ("train", "val", "all")
-
-
-def _manifest_ids(root: Path) -> list[str] | None:
-    """Item ids recorded in ``manifest.jsonl`` (None when the set has none); a partial last line is ignored."""
-    path = root / layout.MANIFEST
-    if not path.is_file():
-        return None
-    ids = []
-    lines = path.read_text(encoding="utf-8").split("\n")
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            ids.append(str(json.loads(line)["id"]))
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            if n == len(lines):  # an unterminated last line: a synth run killed mid-append
-                break
-            raise ValueError(f"{path}: line {n} is not a manifest record ({e})") from e
-    return ids
 
 
 def list_items(root: str | os.PathLike) -> list[Path]:
@@ -65,7 +46,8 @@ def list_items(root: str | os.PathLike) -> list[Path]:
     if not items_dir.is_dir():
         raise FileNotFoundError(f"{root}: not a blendfix training set (no {layout.ITEMS}/ folder); "
                                 f"create one with `blendfix synth`")
-    ids = _manifest_ids(root)
+    manifest = root / layout.MANIFEST
+    ids = [r["id"] for r in read_records(manifest)] if manifest.is_file() else None
     if ids is None:
         candidates = [p for p in items_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
     else:
@@ -80,14 +62,10 @@ def in_validation(item_id: str, val_fraction: float, seed: int = 0) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < val_fraction
 
 
-def _attribute(item: Path) -> str:
-    meta = item / layout.META
-    if not meta.is_file():
-        return ""
+def _attribute(raw: str | None) -> str:
     try:
-        raw = json.loads(meta.read_text()).get("attribute", "")
         return canonical(raw) if raw else ""
-    except (ValueError, json.JSONDecodeError):
+    except ValueError:
         return ""
 
 
@@ -120,6 +98,7 @@ class BlendDataset(Dataset):
             raise ValueError(f"{root}: no complete items in the {split!r} split "
                              f"(val_fraction={val_fraction}); the set may be too small")
         self.items = items
+        self.attributes = {r.id: _attribute(r.attribute) for r in ImageSet(root).records()}
         self.split, self.crop, self.flip = split, crop, flip
 
     def __len__(self) -> int:
@@ -133,7 +112,7 @@ class BlendDataset(Dataset):
         if len(sizes) != 1:
             raise ValueError(f"{item}: original, fused and target differ in size {sorted(sizes)}")
         images = self._augment(images, aug_seed, item)
-        return {**images, "attribute": _attribute(item), "id": item.name}
+        return {**images, "attribute": self.attributes.get(item.name, ""), "id": item.name}
 
     def _augment(self, images: dict[str, torch.Tensor], aug_seed: int | None, item: Path) -> dict[str, torch.Tensor]:
         h, w = next(iter(images.values())).shape[-2:]

@@ -1,12 +1,14 @@
 """Evaluate folders of method outputs against the unedited originals (``blendfix evaluate``).
 
-Files are matched by name stem: ``ORIGINALS/<stem>.*`` <-> ``METHOD_DIR/<stem>.*`` for every method.
-The attribute of a stem comes from a training-set ``manifest.jsonl`` (records with ``id``,
-``source``, ``attribute``; a stem matches a record's ``id`` or the stem of its ``source``), else it
-is ``"all"``. PSNR, SSIM and MAE are always computed; LPIPS and FID only when their published
-weights are present (otherwise the report names them as skipped, with the reason). A method folder
+``ORIGINALS`` is an image set (:mod:`blendfix.data.imageset`): its ``fused`` images and every
+``cleaned/<method>`` are the methods and each item's attribute comes from its record. Or it is a folder
+of photos, and files are matched by name stem: ``ORIGINALS/<stem>.*`` <-> ``METHOD_DIR/<stem>.*``;
+the attribute of a stem then comes from a ``manifest.jsonl`` given as ``attributes_from`` (a stem
+matches a record's ``id`` or the stem of its ``source``), else it is ``"all"``.
+PSNR, SSIM and MAE are always computed; LPIPS and FID only when their published weights are present
+(otherwise the report names them as skipped, with the reason). A method folder
 may hold ``runtime.json`` (``{"seconds_per_image": ..., "parameters": ...}``, written by
-``blendfix clean``), which the overall table shows.
+``blendfix clean``; in a set ``runtime/<method>.json``), which the overall table shows.
 """
 
 from __future__ import annotations
@@ -24,100 +26,55 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..attributes import ATTRIBUTES, canonical
-from ..data.layout import MANIFEST
+from ..data.imageset import (
+    CLEANED,
+    ITEMS,
+    ImageSet,
+    Item,
+    cleaned_role,
+    collect,
+    is_image_set,
+    list_images,
+    match_by_stem,
+    read_attributes,
+)
 from ..device import resolve_device
 from ..errors import BlendfixError, MissingWeightsError
-from ..io import list_images, read_image
+from ..io import read_image
 from ..tensors import image_to_tensor
 from . import report as rep
 from .fidelity import mae, psnr, ssim
 
 RUNTIME_FILE = "runtime.json"
+#: In an image set, ``runtime/<method>.json`` (written by ``blendfix clean -i SET``).
+RUNTIME_DIR = "runtime"
 
 
-def _stems(folder: Path, what: str) -> dict[str, Path]:
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: {what} folder not found.")
-    files = list_images(folder)
-    if not files:
-        raise ValueError(f"{folder}: no image files in the {what} folder.")
-    by_stem: dict[str, Path] = {}
-    for f in files:
-        if f.stem in by_stem:
-            raise ValueError(f"{folder}: two files share the name stem {f.stem!r} ({by_stem[f.stem].name}, {f.name});"
-                             " keep one per stem.")
-        by_stem[f.stem] = f
-    return by_stem
+def set_methods(root: Path, items: list[Item]) -> dict[str, dict[str, Path]]:
+    """An image set's methods: ``fused`` and each ``cleaned/<method>`` -> item id -> file.
 
-
-def match_method(originals: dict[str, Path], folder: Path, name: str) -> dict[str, Path]:
-    """The method's file for every original stem; ``ValueError`` listing unmatched files on either side."""
-    outputs = _stems(folder, f"method {name!r}")
-    missing = sorted(set(originals) - set(outputs))
-    extra = sorted(set(outputs) - set(originals))
-    if missing or extra:
-        def show(names: list[str]) -> str:
-            return ", ".join(names[:10]) + (f" (+{len(names) - 10} more)" if len(names) > 10 else "")
-        parts = []
-        if missing:
-            parts.append(f"no output in {folder} for original(s): {show([originals[s].name for s in missing])}")
-        if extra:
-            parts.append(f"output(s) in {folder} with no original of the same stem: "
-                         f"{show([outputs[s].name for s in extra])}")
-        raise ValueError(f"method {name!r}: files are matched by name stem; " + "; ".join(parts))
-    return {s: outputs[s] for s in originals}
-
-
-def read_attributes(manifest: Path, stems: list[str]) -> dict[str, str]:
-    """Stem -> canonical attribute from a ``manifest.jsonl`` (or a training-set folder holding one)."""
-    path = Path(manifest)
-    if path.is_dir():
-        path = path / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such manifest (expected a {MANIFEST} in the training-set layout).")
-    by_id: dict[str, str] = {}
-    by_source: dict[str, set[str]] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            attr = canonical(str(rec["attribute"]))
-        except (ValueError, KeyError, TypeError) as e:  # bad JSON, no attribute, unknown attribute name
-            raise ValueError(f"{path}:{n}: not a manifest record with a known 'attribute' ({e}).") from e
-        if "id" in rec:
-            by_id[str(rec["id"])] = attr
-        if rec.get("source"):
-            by_source.setdefault(Path(str(rec["source"])).stem, set()).add(attr)
-    out, unknown, ambiguous = {}, [], []
-    for s in stems:
-        if s in by_id:
-            out[s] = by_id[s]
-        elif len(by_source.get(s, ())) == 1:
-            out[s] = next(iter(by_source[s]))
-        elif s in by_source:
-            ambiguous.append(f"{s} ({', '.join(sorted(by_source[s]))})")
-        else:
-            unknown.append(s)
-    if unknown or ambiguous:
-        msg = f"{path}: "
-        if unknown:
-            msg += f"no record (by id or source stem) for: {', '.join(unknown[:10])}" + \
-                   (f" (+{len(unknown) - 10} more)" if len(unknown) > 10 else "") + ". "
-        if ambiguous:
-            msg += ("source stems edited for several attributes, name the files by item id: "
-                    f"{', '.join(ambiguous[:10])}.")
-        raise ValueError(msg.strip())
+    ``ValueError`` naming the items without a file when a method covers only some of them.
+    """
+    s = ImageSet(root)
+    out: dict[str, dict[str, Path]] = {}
+    for name, role in [("fused", "fused")] + [(m, cleaned_role(m)) for m in s.methods(i.record for i in items)]:
+        files = {i.id: s.path(i.id, role) for i in items}
+        missing = [k for k, f in files.items() if not f.is_file()]
+        if missing and name != "fused":
+            raise ValueError(f"{root}: method {name!r} has no {role}.png for {len(missing)} item(s) (e.g. "
+                             f"{missing[0]}); run `blendfix clean -i {root} --method {name}` again.")
+        if not missing:
+            out[name] = files
     return out
 
 
 def read_runtime(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """A method folder's ``runtime.json`` -> (record or None, warning or None).
+    """A method folder's ``runtime.json`` (or a runtime file itself) -> (record or None, warning or None).
 
     The record keeps ``seconds_per_image`` and ``parameters`` (numbers) and ``device``, ``precision``
     (strings) where present, as ``blendfix clean`` writes them.
     """
-    path = Path(folder) / RUNTIME_FILE
+    path = Path(folder) / RUNTIME_FILE if Path(folder).is_dir() else Path(folder)
     if not path.is_file():
         return None, None
     try:
@@ -242,7 +199,7 @@ def _score(outs: dict[str, np.ndarray], origs: dict[str, np.ndarray], lp_net: An
         feats.update(zip(good, _batched(fid_net, pred, device), strict=True))
 
 
-def evaluate_dirs(originals: str | os.PathLike, methods: Mapping[str, str | os.PathLike],
+def evaluate_dirs(originals: str | os.PathLike, methods: Mapping[str, str | os.PathLike] | None = None,
                   out_dir: str | os.PathLike | None = None, *, attributes_from: str | os.PathLike | None = None,
                   lpips: bool = True, fid: bool = True, lpips_trunk: str | os.PathLike | None = None,
                   lpips_lin: str | os.PathLike | None = None, fid_weights: str | os.PathLike | None = None,
@@ -250,29 +207,48 @@ def evaluate_dirs(originals: str | os.PathLike, methods: Mapping[str, str | os.P
                   progress: bool = True) -> dict[str, Any]:
     """Compare each method's outputs with the originals; return the report dict (and write it to ``out_dir``).
 
-    ``methods``: name -> folder of outputs named like the originals (e.g. ``{"fused": ..., "blendfix": ...}``).
+    ``methods``: name -> folder of outputs named like the originals (e.g. ``{"fused": ..., "blendfix": ...}``);
+    optional when ``originals`` is an image set (its fused and cleaned images are the methods).
     ``lpips_trunk`` / ``lpips_lin`` / ``fid_weights``: registered names or paths overriding the registry
     defaults. Report keys: ``tables`` (``overall`` and ``per_attribute``: method -> ``n``, per-image
     metrics as ``{"mean", "std", "n"}``, ``fid``), ``per_image``, ``metrics`` (``computed``,
     ``skipped``: metric -> reason), ``runtime``, ``warnings``, ``failures``, ``figure``.
     Files written: ``report.md``, ``report.json``, ``metrics.csv``, ``per_image.csv``, ``comparison.png``.
     """
-    if not methods:
-        raise ValueError("give at least one method to evaluate (--method NAME=DIR)")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     orig_dir = Path(originals)
-    by_stem = _stems(orig_dir, "originals")
+    methods = dict(methods or {})
+    if is_image_set(orig_dir):
+        items = collect(orig_dir)
+        files = set_methods(orig_dir, items)
+        method_dirs = {n: orig_dir / ITEMS / "*" / ("fused.png" if n == "fused" else f"{CLEANED}/{n}.png")
+                       for n in files}
+        runtimes = {n: orig_dir / RUNTIME_DIR / f"{n}.json" for n in files}
+        for name, d in methods.items():  # folders named by item id, next to the set's own methods
+            files[name] = match_by_stem([i.id for i in items], list_images(d), f"method {name!r}", exact=True)
+            method_dirs[name] = runtimes[name] = Path(d)
+        attributes = {i.id: canonical(i.attribute) if i.attribute else "all" for i in items}
+    else:
+        items = collect(orig_dir)
+        files = {name: match_by_stem([i.id for i in items], list_images(d), f"method {name!r}", exact=True)
+                 for name, d in methods.items()}
+        method_dirs = runtimes = {name: Path(d) for name, d in methods.items()}
+        attributes = dict.fromkeys((i.id for i in items), "all")
+    if not files:
+        raise ValueError("give at least one method to evaluate (--method NAME=DIR, or an image set with fused images)")
+    by_stem = {i.id: i["original"] for i in items}
     stems = sorted(by_stem)
-    files = {name: match_method(by_stem, Path(d), name) for name, d in methods.items()}
-    attributes = read_attributes(Path(attributes_from), stems) if attributes_from else dict.fromkeys(stems, "all")
+    if attributes_from:
+        attributes = read_attributes(Path(attributes_from), stems)
+    methods = method_dirs
     dev = resolve_device(device)
     weights = {"lpips_trunk": lpips_trunk, "lpips_lin": lpips_lin, "fid_weights": fid_weights}
     lp_net, fid_net, skipped = _load_nets(lpips, fid, weights, dev)
     warns: list[str] = []
     runtime: dict[str, dict | None] = {}
-    for name, d in methods.items():
-        runtime[name], w = read_runtime(Path(d))
+    for name in methods:
+        runtime[name], w = read_runtime(runtimes[name])
         if w:
             warns.append(w)
     per_image: dict[str, dict[str, dict[str, float]]] = {name: {} for name in methods}

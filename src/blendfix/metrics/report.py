@@ -111,6 +111,11 @@ def _md_table(report: dict, blocks: list[tuple[str, dict]], with_runtime: bool) 
     return lines
 
 
+def overall_table(report: dict) -> str:
+    """The overall table (every method, with runtime and parameters) as markdown."""
+    return "\n".join(_md_table(report, [(OVERALL, report["tables"]["overall"])], True))
+
+
 def write_markdown(path: Path, report: dict) -> Path:
     """Tables 1–2 style markdown: per-attribute block, overall block, skipped metrics, warnings, failures."""
     tables = report["tables"]

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from .labels import LABEL
-from .landmarks import LANDMARK_REGIONS, detect_landmarks
+from .landmarks import LANDMARK_REGIONS, detect_all_landmarks, detect_landmarks
 
 _UPPER_OUTER = [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291]
 _LOWER_OUTER = [291, 375, 321, 405, 314, 17, 84, 181, 91, 146, 61]
@@ -201,7 +201,8 @@ def refine_with_colour(image: np.ndarray, labels: np.ndarray, lm: np.ndarray, *,
 
 
 class LandmarkParser:
-    """Offline parser: ``parse(image) -> (H, W) int64`` BiSeNet-order label map of the largest face.
+    """Offline parser: ``parse(image) -> (H, W) int64`` BiSeNet-order label map of every face found
+    (up to four; where faces overlap the larger one wins), or of the largest only with ``largest_face``.
 
     No external weights: the face mesh comes from the mediapipe wheel. Raises
     :class:`~blendfix.errors.NoFaceError` naming ``source`` when no face is found.
@@ -213,7 +214,7 @@ class LandmarkParser:
                "neck")
 
     def __init__(self, forehead: float = 0.6, eye_margin: float = 0.0, neck: bool = True, refine: bool = True,
-                 skin_threshold: float = 50.0) -> None:
+                 skin_threshold: float = 50.0, largest_face: bool = False) -> None:
         if not 0.0 <= forehead <= 2.0:
             raise ValueError(f"forehead must be in [0, 2], got {forehead}")
         if not 0.0 <= eye_margin <= 1.0:
@@ -221,13 +222,16 @@ class LandmarkParser:
         if skin_threshold <= 0:
             raise ValueError(f"skin_threshold must be positive, got {skin_threshold}")
         self.forehead, self.eye_margin, self.neck = forehead, eye_margin, neck
-        self.refine, self.skin_threshold = refine, skin_threshold
+        self.refine, self.skin_threshold, self.largest_face = refine, skin_threshold, largest_face
 
     def parse(self, image: np.ndarray, source: str | os.PathLike | None = None) -> np.ndarray:
         """(H, W, 3) float RGB in [0, 1] (or uint8) -> (H, W) int64 label map (BiSeNet order)."""
-        lm = detect_landmarks(image, source)
-        labels = labels_from_landmarks(lm, image.shape[:2], forehead=self.forehead, eye_margin=self.eye_margin,
-                                       neck=self.neck)
-        if self.refine:
-            labels = refine_with_colour(image, labels, lm, skin_threshold=self.skin_threshold)
+        faces = detect_all_landmarks(image, source) or [detect_landmarks(image, source)]  # none: NoFaceError
+        labels = None
+        for lm in reversed(faces[:1] if self.largest_face else faces):  # the largest last: it wins overlaps
+            one = labels_from_landmarks(lm, image.shape[:2], forehead=self.forehead, eye_margin=self.eye_margin,
+                                        neck=self.neck)
+            if self.refine:
+                one = refine_with_colour(image, one, lm, skin_threshold=self.skin_threshold)
+            labels = one if labels is None else np.where(one > 0, one, labels)
         return labels

@@ -14,9 +14,8 @@ from typing import Any
 import yaml
 
 from ..config import to_dict
-from ..data import layout
+from ..data import imageset, layout
 from ..errors import BlendfixError
-from . import manifest
 from .config import DEFINING_FIELDS, SynthConfig
 from .items import TMP_SUFFIX
 
@@ -87,8 +86,8 @@ def reconcile(out: Path) -> tuple[dict[str, dict[str, Any]], set[str]]:
     items = out / layout.ITEMS
     items.mkdir(parents=True, exist_ok=True)
     man = out / layout.MANIFEST
-    manifest.repair(man)
-    records = manifest.latest_by_id(manifest.read(man))
+    imageset.repair(man)
+    records = imageset.latest_by_id(imageset.read_records(man))
     present = {}
     for d in items.iterdir():
         if d.name.startswith(".") and d.name.endswith(TMP_SUFFIX):
@@ -113,7 +112,7 @@ def reconcile(out: Path) -> tuple[dict[str, dict[str, Any]], set[str]]:
             new.append(rec)
             records[name] = rec
     if gone:
-        manifest.rewrite_sorted(man, records.values())
+        imageset.rewrite_sorted(man, records.values())
     else:
-        manifest.append(man, new)
+        imageset.append_records(man, new)
     return records, {r["id"] for r in new}

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .. import __version__
-from ..data import layout
+from ..data import imageset, layout
 from ..errors import BlendfixError, ImageReadError, NoFaceError
-from . import manifest
 from .config import SynthConfig
 
 TMP_SUFFIX = ".tmp"
@@ -105,7 +104,7 @@ def finish_item(task: Task, ctx: RunContext, tmp: Path, extra: dict[str, Any]) -
     if missing:
         raise RuntimeError(f"item maker left out {', '.join(missing)} for {task.source}")
     record = {**extra, **base_record(task, ctx)}
-    (tmp / layout.META).write_text(manifest.dumps(record) + "\n", encoding="utf-8")
+    (tmp / layout.META).write_text(imageset.dumps(record) + "\n", encoding="utf-8")
     final = Path(ctx.items_dir) / task.item_id
     if final.exists():
         shutil.rmtree(final)

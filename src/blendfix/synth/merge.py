@@ -17,10 +17,9 @@ from typing import Any
 
 import yaml
 
-from ..data import layout
+from ..data import imageset, layout
 from ..errors import BlendfixError
 from ..io import atomic_write
-from . import manifest
 from .config import DEFINING_FIELDS
 from .folder import SKIPPED, dataset_lock, item_complete, reconcile
 from .items import TMP_SUFFIX
@@ -54,7 +53,7 @@ def collect(folder: Path) -> tuple[dict[str, tuple[dict[str, Any], Path]], list[
     (recorded ones, and complete folders a killed run did not record), and incomplete folder names."""
     items = folder / layout.ITEMS
     found: dict[str, tuple[dict[str, Any], Path]] = {}
-    recorded = manifest.latest_by_id(manifest.read(folder / layout.MANIFEST))
+    recorded = imageset.latest_by_id(imageset.read_records(folder / layout.MANIFEST))
     incomplete = []
     if items.is_dir():
         for d in sorted(items.iterdir()):
@@ -106,13 +105,13 @@ def merge_datasets(sources: list[str | os.PathLike], out: str | os.PathLike) -> 
         text = yaml.safe_dump(config, sort_keys=False)
         atomic_write(out / layout.CONFIG, lambda: text.encode())
         records, _ = reconcile(out)
-        skipped = manifest.latest_by_id(manifest.read(out / SKIPPED))
+        skipped = imageset.latest_by_id(imageset.read_records(out / SKIPPED))
         for src in srcs:
             found, incomplete = collect(src)
             summary.incomplete += incomplete
             for item, (rec, folder) in found.items():
                 if item in records:
-                    if manifest.dumps(records[item]) != manifest.dumps(rec):
+                    if imageset.dumps(records[item]) != imageset.dumps(rec):
                         raise BlendfixError(f"item {item} differs between {folder} and the merge so far; "
                                             f"the sources are not shards of one set.")
                     summary.duplicates += 1
@@ -120,9 +119,9 @@ def merge_datasets(sources: list[str | os.PathLike], out: str | os.PathLike) -> 
                 _link_item(folder, out / layout.ITEMS, item)
                 records[item] = rec
                 summary.added += 1
-            skipped.update(manifest.latest_by_id(manifest.read(src / SKIPPED)))
-        manifest.rewrite_sorted(out / layout.MANIFEST, records.values())
+            skipped.update(imageset.latest_by_id(imageset.read_records(src / SKIPPED)))
+        imageset.rewrite_sorted(out / layout.MANIFEST, records.values())
         kept = [r for k, r in skipped.items() if k not in records]
-        manifest.rewrite_sorted(out / SKIPPED, kept)
+        imageset.rewrite_sorted(out / SKIPPED, kept)
     summary.items, summary.skipped = len(records), len(kept)
     return summary

@@ -29,9 +29,8 @@ from typing import Any
 
 from .. import __version__
 from ..config import save_config
-from ..data import layout
+from ..data import imageset, layout
 from ..io import IMAGE_SUFFIXES
-from . import manifest
 from .config import SynthConfig, choose_attribute, item_id, item_seed, shard_of
 from .folder import SKIPPED, check_config, dataset_lock, reconcile
 from .items import Factory, Outcome, RunContext, SkipItem, Task, pool_outcomes, run_batch, run_task
@@ -72,10 +71,13 @@ class RunSummary:
 
 def discover(input_path: str | os.PathLike) -> list[tuple[Path, str]]:
     """Image files under ``input_path`` (recursively; hidden files and folders ignored) as
-    ``(path, relative posix path)``, sorted by relative path. A single file is its own list."""
+    ``(path, relative posix path)``, sorted by relative path. A single file is its own list; an image
+    set gives each item's original as ``<id>.png``."""
     root = Path(input_path)
     if root.is_file():
         return [(root, root.name)]
+    if imageset.is_image_set(root):
+        return [(i["original"], f"{i.id}.png") for i in imageset.collect(root)]
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such photo folder or file.")
     found = []
@@ -136,8 +138,8 @@ def run_synth(config: SynthConfig, out: str | os.PathLike, *, factory: Factory |
         save_config(config, out / layout.CONFIG, extra=extra)
         records, rerecorded = reconcile(out)
         skip_path = out / SKIPPED
-        manifest.repair(skip_path)
-        skipped = manifest.latest_by_id(manifest.read(skip_path))
+        imageset.repair(skip_path)
+        skipped = imageset.latest_by_id(imageset.read_records(skip_path))
         selected = {t.item_id for t in tasks}
         summary.rerecorded = len(selected & rerecorded)
         summary.already_done = len(selected & records.keys()) - summary.rerecorded
@@ -150,14 +152,14 @@ def run_synth(config: SynthConfig, out: str | os.PathLike, *, factory: Factory |
 
         def handle(o: Outcome) -> None:
             if o.record is not None:
-                manifest.append(out / layout.MANIFEST, [o.record])
+                imageset.append_records(out / layout.MANIFEST, [o.record])
                 records[o.record["id"]] = o.record
                 summary.made += 1
                 for k, v in o.timings.items():
                     summary.timings[k] = summary.timings.get(k, 0.0) + v
             else:
                 rec = {"id": o.task.item_id, "source": o.task.source, "kind": o.kind, "reason": o.reason}
-                manifest.append(skip_path, [rec])
+                imageset.append_records(skip_path, [rec])
                 skipped[o.task.item_id] = rec
                 summary.skipped.append((o.task.source, o.kind, o.reason))
 
@@ -170,8 +172,8 @@ def run_synth(config: SynthConfig, out: str | os.PathLike, *, factory: Factory |
                 bar.update(1)
         finally:
             bar.close()
-        manifest.rewrite_sorted(out / layout.MANIFEST, records.values())
-        manifest.rewrite_sorted(skip_path, (r for k, r in skipped.items() if k not in records))
+        imageset.rewrite_sorted(out / layout.MANIFEST, records.values())
+        imageset.rewrite_sorted(skip_path, (r for k, r in skipped.items() if k not in records))
     summary.seconds = time.perf_counter() - start
     return summary
 
