@@ -71,7 +71,7 @@ if [ -d "$ROOT/runs" ] && [ "$(last_step)" -ge "$STEPS" ]; then
     stamp "train skipped: a run under $ROOT/runs already reached step $STEPS"
 else
     stamp "train start"
-    "${BF[@]}" train --data "$ROOT/train_set" --out "$ROOT/runs" --config configs/smoke_cpu.yaml \
+    "${BF[@]}" train -i "$ROOT/train_set" -o "$ROOT/runs" --config configs/smoke_cpu.yaml \
         --set threads="$THREADS" --set 'model.widths=[32,64,128,256]' --set 'model.blocks=[2,2,2,2]' \
         --set model.head_width=32 --set optim.iterations="$ITERS" --set val_every=250 --set log_every=50 \
         --set ckpt_every=500 --set model.residual="$( [ "${RESIDUAL:-0}" = 1 ] && echo true || echo false )" \
@@ -122,10 +122,10 @@ stamp "clean done"
 # 6. Evaluate against the originals (the paper's protocol) and against the Poisson teacher (targets).
 #    LPIPS and FID need AlexNet / Inception weights that are not on this machine.
 rm -rf "$ROOT/report" "$ROOT/report_vs_target"
-"${BF[@]}" evaluate --originals "$ROOT/eval/originals" --method fused="$OUT/fused" --method poisson="$OUT/poisson" \
+"${BF[@]}" evaluate -i "$ROOT/eval/originals" --method fused="$OUT/fused" --method poisson="$OUT/poisson" \
     --method blendfix="$OUT/blendfix" --attributes-from "$ROOT/test_set/manifest.jsonl" -o "$ROOT/report" \
     --no-lpips --no-fid --device cpu
-"${BF[@]}" evaluate --originals "$ROOT/eval/targets" --method fused="$OUT/fused" --method poisson="$OUT/poisson" \
+"${BF[@]}" evaluate -i "$ROOT/eval/targets" --method fused="$OUT/fused" --method poisson="$OUT/poisson" \
     --method blendfix="$OUT/blendfix" --attributes-from "$ROOT/test_set/manifest.jsonl" -o "$ROOT/report_vs_target" \
     --no-lpips --no-fid --device cpu
 stamp "evaluate done"

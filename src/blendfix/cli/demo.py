@@ -10,11 +10,13 @@ import click
 @click.command("demo")
 @click.option("-i", "--input", "photo", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A photo with a face (default: scikit-image's astronaut).")
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path))
-@click.option("--resolution", default=512, show_default=True, type=click.IntRange(64, 2048))
-@click.option("--seed", default=0, show_default=True)
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder for the edits, the cleaned images of every method and the report.")
+@click.option("--resolution", default=512, show_default=True, type=click.IntRange(64, 2048),
+              help="Side the photo is resized to before editing.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the synthetic editor.")
 @click.option("--weights", default=None, help="Trained cleaner (run folder, exported file or registered name).")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps (the network).")
 def cmd(photo: Path | None, out_dir: Path, resolution: int, seed: int, weights: str | None, device: str) -> int:
     """Edit (synthetic editor) -> fuse -> clean by every available method -> metrics and figure."""
     from ..demo import run_demo

@@ -21,7 +21,7 @@ from ..attributes import ATTRIBUTES, canonical
 from ..data.imageset import ImageSet, Item, ItemRecord, collect
 from ..edit import get_editor
 from ..edit.base import EditResult
-from ..io import read_image, write_image, write_mask
+from ..io import IMAGE_SUFFIXES, read_image, write_image, write_mask
 from ..viz import strip_image
 from .common import (
     attribute_option,
@@ -83,8 +83,9 @@ def _json_safe(info: dict) -> dict:
 @click.option("--generator", default=None, help="gan: StyleGAN2 checkpoint name or path.")
 @click.option("--encoder", default=None, help="gan: pSp encoder checkpoint name or path.")
 @click.option("--diffcam", default=None, help="gan: Diff-CAM checkpoint name or path.")
-@option("-o", "--output", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
-        help="The image set to write (created; a rerun replaces the items it makes again).")
+@option("-o", "--output", "out", required=True, type=click.Path(path_type=Path),
+        help="The image set to write (created; a rerun replaces the items it makes again), or for one photo and "
+             "one attribute an image file that gets the fused image F.")
 @device_options
 def cmd(source: Path, attribute: tuple[str, ...], editor_name: str, alpha: float, seed: int,
         resolution: int | None, fold: bool, mask_upsample: str, generator: str | None, encoder: str | None,
@@ -104,6 +105,14 @@ def cmd(source: Path, attribute: tuple[str, ...], editor_name: str, alpha: float
                         if v is not None})
         editor = get_editor("gan", **options)
     items = collect(source)
+    if out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():  # -o F.png: the one fused image F, nothing else
+        if len(items) * len(attrs) != 1:
+            raise click.BadParameter(f"{out} names one image but there are {len(items)} photo(s) x {len(attrs)} "
+                                     "attribute(s); give a folder (an image set) instead", param_hint="-o")
+        refuse_overwriting_inputs([out], [items[0]["original"]])
+        image = _resize(read_image(items[0]["original"]), resolution)
+        write_image(out, editor.edit(image, attrs[0], seed=seed).fused)
+        return 0
     if out.resolve() == source.resolve():
         raise click.BadParameter("-o is the input; choose another folder for the image set", param_hint="-o")
     target = ImageSet(out)

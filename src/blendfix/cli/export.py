@@ -1,4 +1,4 @@
-"""`blendfix export --run RUN_DIR --format safetensors|onnx [--fp16] [-o OUT_DIR]`."""
+"""`blendfix export -i RUN_DIR --format safetensors|onnx [--fp16] [-o OUT_DIR]`."""
 
 from __future__ import annotations
 
@@ -6,14 +6,17 @@ from pathlib import Path
 
 import click
 
+from .common import option
+
 
 @click.command("export")
-@click.option("--run", "run", required=True, type=click.Path(exists=True, path_type=Path),
-              help="A run folder, a folder of numbered runs (newest is used) or a checkpoint file.")
-@click.option("--format", "fmt", required=True, type=click.Choice(["safetensors", "onnx"]))
+@option("-i", "--input", "run", aliases=("--run",), required=True, type=click.Path(exists=True, path_type=Path),
+        help="A run folder, a folder of numbered runs (newest is used) or a checkpoint file.")
+@click.option("--format", "fmt", required=True, type=click.Choice(["safetensors", "onnx"]),
+              help="safetensors: weights + JSON for `clean --weights`; onnx: a graph checked with onnxruntime.")
 @click.option("--fp16", is_flag=True, help="Half-precision weights (ONNX: a float16 graph with float32 I/O).")
-@click.option("-o", "--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output folder (default: RUN/export).")
+@option("-o", "--output", "out", aliases=("--out",), type=click.Path(file_okay=False, path_type=Path), default=None,
+        help="Output folder (default: RUN/export).")
 @click.option("--check-size", type=click.IntRange(min=32), default=64, show_default=True,
               help="ONNX: side of the traced example (multiple of 32); the check also runs at twice this side.")
 def cmd(run: Path, fmt: str, fp16: bool, out: Path | None, check_size: int) -> int:

@@ -19,7 +19,7 @@ from ..synth.config import (
 )
 from ..synth.merge import merge_datasets
 from ..synth.runner import SKIPPED, RunSummary, run_synth
-from .common import device_options
+from .common import device_options, option
 
 _SHOWN_SKIPS = 20
 
@@ -27,13 +27,14 @@ _SHOWN_SKIPS = 20
 @click.command("synth")
 @click.argument("sources", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
 @click.option("-i", "--input", "input_", type=click.Path(exists=True, path_type=Path),
-              help="Photo folder (searched recursively) or one photo.")
+              help="Photo folder (searched recursively), one photo, or an image set (its originals).")
 @click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Dataset folder (created; a rerun resumes it).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A SynthConfig YAML (e.g. another set's config.yaml); options given here override it.")
 @click.option("--editor", type=click.Choice(EDITOR_CHOICES), help="synthetic (offline, default) or gan.")
-@click.option("--attributes", help=f"Comma-separated subset of {','.join(ATTRIBUTES)} (default: all four).")
+@option("-a", "--attribute", "attributes", aliases=("--attributes",), multiple=True,
+        help=f"Attributes drawn from: repeat or comma-separate some of {', '.join(ATTRIBUTES)} (default: all four).")
 @click.option("--seed", type=click.IntRange(min=0), help="Global seed (default 0).")
 @click.option("--resolution", type=click.IntRange(min=32), help="Square side photos are resized to (default 256).")
 @click.option("--non-square", type=click.Choice(NON_SQUARE_CHOICES),
@@ -56,7 +57,7 @@ _SHOWN_SKIPS = 20
               help="Merge the synth folders given as arguments into -o instead of synthesising.")
 @device_options
 def cmd(sources: tuple[Path, ...], input_: Path | None, output: Path, config_file: Path | None, editor: str | None,
-        attributes: str | None, seed: int | None, resolution: int | None, non_square: str | None,
+        attributes: tuple[str, ...], seed: int | None, resolution: int | None, non_square: str | None,
         poisson: str | None, parser: str | None, generator: str | None, encoder: str | None, diffcam: str | None,
         alpha: float | None, workers: int, shard: str | None, limit: int | None, retry_skipped: bool,
         strict: bool, merge: bool, device: str, batch_size: int, precision: str) -> int:
@@ -89,7 +90,7 @@ def cmd(sources: tuple[Path, ...], input_: Path | None, output: Path, config_fil
     given = {"input": str(input_), "editor": editor, "seed": seed, "resolution": resolution,
              "non_square": non_square, "poisson": poisson, "parser": parser, "generator": generator, "encoder": encoder,
              "diffcam": diffcam, "alpha": alpha,
-             "attributes": [a for a in attributes.split(",") if a.strip()] if attributes else None}
+             "attributes": [a for spec in attributes for a in spec.split(",") if a.strip()] or None}
     config = _config(config_file, {k: v for k, v in given.items() if v is not None})
     from ..synth.pipeline import checkpoint_hashes
 

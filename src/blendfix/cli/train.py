@@ -1,4 +1,4 @@
-"""`blendfix train --data DATASET_DIR --out RUN_DIR [--config YAML] [--resume auto]`.
+"""`blendfix train -i DATASET_DIR -o RUN_DIR [--config YAML] [--resume auto]`.
 
 Each fresh run gets a numbered folder ``RUN_DIR/run-NNN`` with its resolved ``config.yaml``.
 ``--resume auto`` continues the newest run under RUN_DIR that has a checkpoint (or starts a new
@@ -17,6 +17,7 @@ from ..config import apply_overrides, from_dict, load_config
 from ..data.dataset import list_items
 from ..train.config import TrainConfig
 from ..train.runs import latest_checkpoint, new_run_dir, numbered_runs, resolve_run
+from .common import option
 
 
 def find_resume(out: Path, resume: str | None) -> tuple[Path, Path] | None:
@@ -61,25 +62,33 @@ def _shared_run_dir(out: Path, chosen: tuple[Path, Path] | None) -> Path:
 
 
 @click.command("train")
-@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Training set folder (written by `blendfix synth`).")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for numbered run folders (run-001, ...).")
+@option("-i", "--input", "data_dir", aliases=("--data",), required=True,
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="Image set with original, fused and target images (`blendfix synth`, or `edit` + `mask` + `blend`).")
+@option("-o", "--output", "out", aliases=("--out",), required=True, type=click.Path(file_okay=False, path_type=Path),
+        help="Folder for numbered run folders (run-001, ...).")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="YAML config (see configs/); defaults are the paper's settings.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set optim.iterations=1000 (repeatable).")
 @click.option("--resume", default=None, metavar="auto|PATH",
-              help="auto: continue the newest run under --out; PATH: a run folder or checkpoint.")
+              help="auto: continue the newest run under -o; PATH: a run folder or checkpoint.")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Stop (with a checkpoint) after this many steps in this invocation.")
 @click.option("--device", default=None, help="Overrides the config's device (auto, cpu, cuda, cuda:N).")
+@click.option("--precision", default=None, type=click.Choice(["auto", "fp32", "fp16"]),
+              help="Overrides the config's amp: auto = fp16 mixed precision on CUDA only, fp32 = off, fp16 = on.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Overrides the config's optim.batch_size (per process).")
 def cmd(data_dir: Path, out: Path, config_path: Path | None, overrides: tuple[str, ...], resume: str | None,
-        steps: int | None, device: str | None) -> int:
+        steps: int | None, device: str | None, precision: str | None, batch_size: int | None) -> int:
     """Train the artifact-suppression network (MAResU-Net) on a synthesised training set."""
     from ..train.trainer import Trainer
 
+    amp = {"auto": "auto", "fp32": "off", "fp16": "on"}
     sets = list(overrides) + ([f"device={device}"] if device else [])
+    sets += [f"amp={amp[precision]}"] if precision else []
+    sets += [f"optim.batch_size={batch_size}"] if batch_size else []
     chosen = find_resume(out, resume)
     if chosen and config_path is not None:
         raise click.UsageError(f"--config cannot change a resumed run; it keeps {chosen[0] / 'config.yaml'} "
