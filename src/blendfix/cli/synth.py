@@ -32,8 +32,9 @@ _SHOWN_SKIPS = 20
               help="Dataset folder (created; a rerun resumes it).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A SynthConfig YAML (e.g. another set's config.yaml); options given here override it.")
-@click.option("--editor", type=click.Choice(EDITOR_CHOICES), help="synthetic (offline, default), gan (the paper's, needs checkpoints), paste (user-like pasted "
-                   "pairs, offline) or mixed (each item synthetic or paste).")
+@click.option("--editor", type=click.Choice(EDITOR_CHOICES),
+              help="synthetic (offline, default), gan (the paper's, needs checkpoints), paste (user-like "
+                   "pasted pairs, offline) or mixed (each item synthetic or paste).")
 @click.option("--variants", type=click.IntRange(min=1),
               help="Items per photo, each with its own seed, attribute (and editor for mixed); default 1.")
 @click.option("--attributes", help=f"Comma-separated subset of {','.join(ATTRIBUTES)} (default: all four).")

@@ -106,7 +106,10 @@ def _paste_mask(shape: str, edge: str, region: np.ndarray, g: FaceGeometry, rng:
     ys, xs = np.nonzero(region > 0.3)
     x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    grow = rng.uniform(1.15, 1.5) if edge != "wrong-size" else rng.choice([rng.uniform(0.7, 0.85), rng.uniform(1.8, 2.3)])
+    if edge == "wrong-size":  # too small or far too large
+        grow = rng.choice([rng.uniform(0.7, 0.85), rng.uniform(1.8, 2.3)])
+    else:
+        grow = rng.uniform(1.15, 1.5)
     rx, ry = max(3.0, (x1 - x0) / 2 * grow), max(3.0, (y1 - y0) / 2 * grow)
     p = np.zeros((h, w), np.float32)
     if shape == "rect":
