@@ -202,7 +202,7 @@ def test_cli_folder_lists_failed_file(tmp_path, faces_dir, data_dir, capsys):
     assert [p.name for p in (out / "items").iterdir()] == ["face_smile"]
     records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert [(r["id"], r["attribute"], r["kind"], r["source"]) for r in records] == [
-        ("face_smile", "smile", "synthetic", str(src / "face.jpg"))]
+        ("face_smile", "smile", "synthetic:smile", str(src / "face.jpg"))]
     strip = read_image(out / "items" / "face_smile" / "strip.png")
     assert strip.shape[1] > 4 * strip.shape[0]  # five panels side by side
 

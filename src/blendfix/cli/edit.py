@@ -52,14 +52,20 @@ def item_id(path: Path, attribute: str) -> str:
 
 
 def write_result(s: ImageSet, item: str, result: EditResult, source: Path, editor: str, seed: int) -> ItemRecord:
-    """The item's images (original, inverted, edited, mask, fused) and ``strip.png``; returns its record."""
+    """The item's images (original, inverted, edited, mask, fused, and truth when the editor knows it) and
+    ``strip.png``; returns its record."""
     write_image(s.path(item, "original"), result.original)
     write_image(s.path(item, "inverted"), result.inverted)
     write_image(s.path(item, "edited"), result.edited)
     write_mask(s.path(item, "mask"), result.mask)
     write_image(s.path(item, "fused"), result.fused)
+    roles = ROLES_WRITTEN
+    if getattr(result, "truth", None) is not None:  # the editor knows the artifact-free result
+        write_image(s.path(item, "truth"), result.truth)
+        roles = (*roles, "truth")
     write_image(s.path(item, "original").with_name("strip.png"), strip_image(result))
-    return ItemRecord(item, str(source), result.attribute, kind=editor, roles=ROLES_WRITTEN,
+    kind = getattr(result, "kind", "") or f"{editor}:{result.attribute}"
+    return ItemRecord(item, str(source), result.attribute, kind=kind, roles=roles,
                       extra={"editor": editor, "seed": seed, "editor_info": _json_safe(result.info)})
 
 

@@ -45,6 +45,7 @@ class Task:
     item_id: str
     seed: int
     attribute: str
+    editor: str = ""  # the editor of this item ("" = the set's editor)
 
 
 class ItemMaker(Protocol):
@@ -94,7 +95,8 @@ def base_record(task: Task, ctx: RunContext) -> dict[str, Any]:
     """The manifest fields every item has (see :mod:`blendfix.data.layout`)."""
     cfg = ctx.config
     return {"id": task.item_id, "source": task.source, "rel": task.rel, "attribute": task.attribute,
-            "seed": task.seed, "global_seed": cfg.seed, "editor": cfg.editor, "resolution": cfg.resolution,
+            "seed": task.seed, "global_seed": cfg.seed, "editor": task.editor or cfg.editor,
+            "resolution": cfg.resolution,
             "checkpoints": dict(ctx.checkpoints), "blendfix_version": __version__}
 
 
@@ -103,7 +105,8 @@ def finish_item(task: Task, ctx: RunContext, tmp: Path, extra: dict[str, Any]) -
     missing = [f for f in layout.ITEM_FILES if f != layout.META and not (tmp / f).is_file()]
     if missing:
         raise RuntimeError(f"item maker left out {', '.join(missing)} for {task.source}")
-    record = {**extra, **base_record(task, ctx)}
+    record = {**extra, **base_record(task, ctx),
+              "roles": [r for r in imageset.ROLES if (tmp / imageset.role_file(r)).is_file()]}
     (tmp / layout.META).write_text(imageset.dumps(record) + "\n", encoding="utf-8")
     final = Path(ctx.items_dir) / task.item_id
     if final.exists():
