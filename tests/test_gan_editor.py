@@ -72,7 +72,10 @@ def test_edit_follows_the_method_and_returns_input_resolution(parts):
 
 def test_batch_matches_single_edits_and_inversion_is_shared_across_attributes(parts):
     editor = make_editor(parts, batch_size=2)
-    images = [face(32, 32, 2), (face(48, 40, 3) * 255).astype(np.uint8), face(36, 36, 4)]
+    eight_bit = (face(48, 40, 3) * 255).astype(np.uint8)
+    with pytest.raises(ValueError, match=r"image: a uint8 array \(48, 40, 3\); blendfix takes float"):
+        editor.edit_batch([face(32, 32, 2), eight_bit], "beard")
+    images = [face(32, 32, 2), eight_bit.astype(np.float32) / 255, face(36, 36, 4)]
     batch = editor.edit_batch(images, "beard")
     for im, r in zip(images, batch, strict=True):
         single = make_editor(parts).edit(im, "beard")

@@ -28,7 +28,7 @@ import torch
 from .blend.fuse import fuse
 from .device import resolve_device, resolve_precision
 from .io import check_same_size
-from .tensors import image_to_tensor, tensor_to_image
+from .tensors import check_image, check_mask, image_to_tensor, tensor_to_image
 from .tiling import crop, pad_square, padded_side, tiled
 
 METHODS = ("auto", "network", "poisson", "fused")
@@ -51,15 +51,19 @@ class CleanConfig:
 
 def prepare_fused(original: np.ndarray, fused: np.ndarray | None = None, edited: np.ndarray | None = None,
                   mask: np.ndarray | None = None) -> np.ndarray:
-    """F itself, or F = T * M + I * (1 - M) when given (edited, mask); sizes are checked.
+    """F itself, or F = T * M + I * (1 - M) when given (edited, mask); sizes and value ranges are checked
+    (float ``(H, W, 3)`` / ``(H, W)`` in ``[0, 1]``; a uint8 array raises ``ValueError``).
 
     An empty mask (all zero) gives F = I, the defined no-op, with a warning.
     """
+    original = check_image(original, "original")
     if fused is not None:
+        fused = check_image(fused, "fused")
         check_same_size({"original": original, "fused": fused})
-        return np.asarray(fused, np.float32)
+        return fused
     if edited is None or mask is None:
         raise ValueError("give either the fused image, or the edited image and its mask")
+    edited, mask = check_image(edited, "edited"), check_mask(mask, "mask")
     check_same_size({"original": original, "edited": edited, "mask": mask})
     if not np.any(np.asarray(mask)):
         warnings.warn("the mask is empty (all zero): the fused image is the original, unchanged", stacklevel=2)
@@ -126,6 +130,8 @@ class Cleaner:
                              + (f" and {len(sources)} sources" if sources is not None else ""))
         names = list(sources) if sources is not None else [(f"original #{i}", f"fused #{i}")
                                                            for i in range(len(originals))]
+        originals = [check_image(o, f"original {os.fspath(n[0])}") for o, n in zip(originals, names, strict=True)]
+        fuseds = [check_image(f, f"fused {os.fspath(n[1])}") for f, n in zip(fuseds, names, strict=True)]
         for (o, f), (on, fn) in zip(zip(originals, fuseds, strict=True), names, strict=True):
             check_same_size({f"original {os.fspath(on)}": o, f"fused {os.fspath(fn)}": f})
         start = time.perf_counter()
@@ -205,6 +211,6 @@ def clean(original: np.ndarray, fused: np.ndarray | None = None, *, edited: np.n
     Arrays are float32 ``(H, W, 3)`` RGB in ``[0, 1]`` (mask ``(H, W)``); returns the same.
     ``options`` are :class:`CleanConfig` fields (method, weights, device, precision, tile, ...).
     """
-    original = np.asarray(original, np.float32)
+    original = check_image(original, "original")
     f = prepare_fused(original, fused, edited, mask)
     return Cleaner(CleanConfig(**options), network=network)([original], [f])[0]

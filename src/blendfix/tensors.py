@@ -1,6 +1,9 @@
-"""Conversions between the numpy API convention and the tensor convention.
+"""The numpy API convention, its input checks, and conversions to the tensor convention.
 
-numpy: ``(H, W, 3)`` float32 RGB in ``[0, 1]`` (or uint8), masks ``(H, W)``.
+numpy: ``(H, W, 3)`` float32 RGB in ``[0, 1]``, masks ``(H, W)`` in ``[0, 1]``. The public functions
+(``blendfix.clean``, the editors' ``edit``, ``face_mask``) check their arrays with :func:`check_image`
+and :func:`check_mask`: a uint8 array or values outside ``[0, 1]`` raise ``ValueError`` naming the shape,
+dtype and range. (Internal conversions below also take uint8, scaled by 1/255.)
 torch: ``(B, 3, H, W)`` float32 RGB in ``[0, 1]``, masks ``(B, 1, H, W)``.
 """
 
@@ -8,6 +11,49 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
+#: float rounding slack allowed outside [0, 1] (clipped away)
+_SLACK = 1e-4
+
+
+def _check_range(arr: np.ndarray, name: str, what: str) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        raise ValueError(f"{name}: a uint8 array {arr.shape}; blendfix takes float {what} in [0, 1], e.g. "
+                         f"{name}.astype(np.float32) / 255, or read files with blendfix.io.read_image.")
+    if arr.dtype == bool:
+        arr = arr.astype(np.float32)
+    if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name}: dtype {arr.dtype} {arr.shape}; expected float {what} in [0, 1].")
+    arr = arr.astype(np.float32)
+    if arr.size and not np.isfinite(arr).all():
+        raise ValueError(f"{name}: {arr.shape} holds NaN or infinite values; expected float {what} in [0, 1].")
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+    if lo < -_SLACK or hi > 1 + _SLACK:
+        hint = " (0-255 values? divide by 255)" if hi > 1.5 else ""
+        raise ValueError(f"{name}: values in [{lo:.4g}, {hi:.4g}] {arr.shape}; expected float {what} in [0, 1]{hint}.")
+    return np.clip(arr, 0.0, 1.0)
+
+
+def check_image(image: np.ndarray, name: str = "image", min_side: int = 1) -> np.ndarray:
+    """``image`` as float32 ``(H, W, 3)`` in ``[0, 1]``; ``ValueError`` naming shape, dtype or range otherwise."""
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"{name}: shape {arr.shape}; expected an (H, W, 3) RGB image.")
+    if min(arr.shape[:2]) < min_side:
+        raise ValueError(f"{name}: {arr.shape[1]}x{arr.shape[0]} is too small; the minimum side is {min_side} pixels.")
+    return _check_range(arr, name, "RGB (H, W, 3)")
+
+
+def check_mask(mask: np.ndarray, name: str = "mask", size: tuple[int, int] | None = None) -> np.ndarray:
+    """``mask`` as float32 ``(H, W)`` in ``[0, 1]`` (of ``size`` when given); ``ValueError`` otherwise."""
+    arr = np.asarray(mask)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: shape {arr.shape}; expected an (H, W) mask.")
+    if size is not None and arr.shape != tuple(size):
+        raise ValueError(f"{name}: {arr.shape[1]}x{arr.shape[0]} but the image is {size[1]}x{size[0]} (WxH).")
+    return _check_range(arr, name, "masks (H, W)")
 
 
 def image_to_tensor(image: np.ndarray | list[np.ndarray], device: str | torch.device = "cpu") -> torch.Tensor:

@@ -31,7 +31,7 @@ from ..nets.psp import PSPEncoder, load_psp_encoder
 from ..nets.psp_full import PSPInversion, load_psp_full
 from ..nets.stylegan2 import Generator, load_stylegan2
 from ..registry import CHECKPOINTS, checkpoint_path, missing_message
-from ..tensors import image_to_tensor, tensor_to_image, tensor_to_mask
+from ..tensors import check_image, image_to_tensor, tensor_to_image, tensor_to_mask
 from .base import EditResult
 from .directions import ATTRIBUTE_DIRECTIONS, DEFAULT_ALPHA, load_direction, normalise_direction
 
@@ -172,7 +172,7 @@ class GanEditor:
         return torch.stack([known[k][0] for k in keys]), torch.stack([known[k][1] for k in keys])
 
     def edit(self, image: np.ndarray, attribute: str, *, seed: int = 0) -> EditResult:
-        """One photo ``(H, W, 3)`` float in [0, 1] or uint8 -> :class:`EditResult` at ``(H, W)``."""
+        """One photo ``(H, W, 3)`` float in [0, 1] -> :class:`EditResult` at ``(H, W)``."""
         return self.edit_batch([image], attribute, seed=seed)[0]
 
     def edit_batch(self, images: Sequence[np.ndarray], attribute: str, *, seed: int = 0) -> list[EditResult]:
@@ -212,11 +212,7 @@ def _direction_source(src: Source) -> Source:
 
 
 def _as_float_image(image: np.ndarray) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {arr.shape}")
-    arr = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float32)
-    return np.clip(arr, 0.0, 1.0)
+    return check_image(image, "image")
 
 
 def _key(image: np.ndarray) -> str:

@@ -170,7 +170,7 @@ class PasteEditor:
 
     def edit(self, image: np.ndarray, attribute: str, *, seed: int = 0, landmarks: np.ndarray | None = None,
              source: str | None = None) -> EditResult:
-        """A pasted pair from ``image`` (``(H, W, 3)`` float in ``[0, 1]`` or uint8) and its truth."""
+        """A pasted pair from ``image`` (``(H, W, 3)`` float in ``[0, 1]``) and its truth."""
         from .synthetic import _as_image, detect, face_geometry
 
         img = _as_image(image)

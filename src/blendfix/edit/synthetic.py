@@ -27,6 +27,7 @@ import numpy as np
 
 from ..attributes import canonical
 from ..config import from_dict, to_dict
+from ..tensors import check_image
 from .attribute_ops import apply_attribute
 from .base import EditResult
 from .cam import UPSAMPLE_MODES, cam_like_mask
@@ -94,17 +95,7 @@ def _rng(seed: int, tag: str) -> np.random.Generator:
 
 
 def _as_image(image: np.ndarray) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValueError(f"image must be (H, W, 3) RGB; got shape {arr.shape}")
-    if min(arr.shape[:2]) < 32:
-        raise ValueError(f"image {arr.shape[1]}x{arr.shape[0]} is too small; the minimum side is 32 pixels")
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
-    arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all() or arr.min() < -1e-3 or arr.max() > 1 + 1e-3:
-        raise ValueError("image must be float in [0, 1] (or uint8)")
-    return np.clip(arr, 0.0, 1.0)
+    return check_image(image, "image", min_side=32)
 
 
 def detect(image: np.ndarray, source: str | None = None) -> np.ndarray:
@@ -138,7 +129,7 @@ class SyntheticEditor:
 
     def edit(self, image: np.ndarray, attribute: str, *, seed: int = 0, landmarks: np.ndarray | None = None,
              source: str | None = None) -> EditResult:
-        """Edit ``image`` (``(H, W, 3)`` float in ``[0, 1]`` or uint8) for ``attribute``.
+        """Edit ``image`` (``(H, W, 3)`` float in ``[0, 1]``; ValueError otherwise) for ``attribute``.
 
         ``landmarks``: precomputed ``(478, 2)`` pixel (x, y) face-mesh points of ``image`` (skips
         detection). ``source`` names the image in a NoFaceError. Returns an :class:`EditResult`

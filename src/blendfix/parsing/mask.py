@@ -30,6 +30,7 @@ import numpy as np
 
 from ..attributes import canonical
 from ..io import check_same_size
+from ..tensors import check_image
 from .labels import region
 
 FACE = ("skin", "l_brow", "r_brow", "nose")
@@ -68,7 +69,8 @@ def face_mask(fused: np.ndarray, original: np.ndarray, attribute: str, parser=No
     """M_face for one (fused/edited, original) pair.
 
     Args:
-        fused: float32 (H, W, 3) RGB in [0, 1] (or uint8): the fused or edited image.
+        fused: float32 (H, W, 3) RGB in [0, 1]: the fused or edited image (uint8 or values above 1
+            raise ValueError).
         original: the original photo, same size.
         attribute: eyebrows, beard, aging or smile (aliases accepted), or ``face`` for the plain face region.
         parser: None (the offline landmark parser), a name for :func:`get_parser`, or any object with
@@ -81,6 +83,9 @@ def face_mask(fused: np.ndarray, original: np.ndarray, attribute: str, parser=No
     from . import get_parser
 
     _rule(attribute)  # fail early on a bad attribute
+    same = fused is original
+    fused = check_image(fused, f"fused {fused_source or ''}".strip())
+    original = fused if same else check_image(original, f"original {original_source or ''}".strip())
     check_same_size({f"fused {fused_source or ''}".strip(): np.asarray(fused),
                      f"original {original_source or ''}".strip(): np.asarray(original)})
     if parser is None or isinstance(parser, str):
