@@ -6,7 +6,8 @@ Methods:
   Any image size: padded to a square multiple of 32 and cropped back; images whose padded side
   exceeds ``tile`` are processed in overlapping tiles blended without seams.
 * ``poisson`` — the method's teacher: seamless clone of F into I over the face mask M_face
-  (needs face landmarks or a parser; the attribute picks the mask rule).
+  (needs face landmarks or a parser; the attribute picks the mask rule; every face found, or the
+  largest only with ``largest_face``).
 * ``fused`` — the no-op baseline: F itself.
 
 Images are numpy ``float32 (H, W, 3)`` RGB in ``[0, 1]`` in and out.
@@ -47,6 +48,7 @@ class CleanConfig:
     overlap: int = 128
     attribute: str | None = None  # face-mask rule for `poisson` (default: the plain face region)
     backend: str = "torch"  # Poisson backend
+    largest_face: bool = False  # poisson: the largest face only (default: every face found)
 
 
 def prepare_fused(original: np.ndarray, fused: np.ndarray | None = None, edited: np.ndarray | None = None,
@@ -151,9 +153,10 @@ class Cleaner:
                  fused_source: str | os.PathLike | None = None, attribute: str | None = None) -> np.ndarray:
         from .blend import seamless_clone
         from .io import to_uint8
-        from .parsing import face_mask
+        from .parsing import face_mask, get_parser
 
-        m = face_mask(fused, original, attribute or self.config.attribute or "face", fused_source=fused_source,
+        parser = get_parser("landmarks", largest_face=True) if self.config.largest_face else None
+        m = face_mask(fused, original, attribute or self.config.attribute or "face", parser, fused_source=fused_source,
                       original_source=original_source)
         if not m.any():
             warnings.warn(f"{fused_source or 'fused image'}: empty face mask: returning the original unchanged",

@@ -127,11 +127,12 @@ def clean_items(cleaner: Cleaner, items: list[Item], write: Callable[[Item, np.n
                              "set or from --attributes-from, else the plain face region).")
 @click.option("--attributes-from", "attributes_from", type=click.Path(exists=True, path_type=Path), default=None,
               help="poisson: each file's own rule from a manifest.jsonl (or an image set), by name stem.")
+@click.option("--largest-face", is_flag=True, help="poisson: only the largest face (default: every face found).")
 @click.option("--tile", default=1024, show_default=True, help="Largest side run in one piece; larger is tiled.")
 @device_options
 def cmd(source: Path, fused: Path | None, edited: Path | None, mask: Path | None, out: Path | None, ext: str,
-        suffix: str, method: str, weights: str | None, attribute: str | None, attributes_from: Path | None, tile: int,
-        device: str, batch_size: int, precision: str) -> int:
+        suffix: str, method: str, weights: str | None, attribute: str | None, attributes_from: Path | None,
+        largest_face: bool, tile: int, device: str, batch_size: int, precision: str) -> int:
     """Clean fused images: outputs keep the originals' names, plus runtime.json for `evaluate`."""
     rule = checked_attribute(attribute)
     roles = ("original",) if fused or edited or not is_image_set(source) else ("original", "fused")
@@ -142,7 +143,8 @@ def cmd(source: Path, fused: Path | None, edited: Path | None, mask: Path | None
     if attributes_from is not None:
         attributes.update(read_attributes(attributes_from, [i.id for i in items]))
     cleaner = _recorded(lambda: Cleaner(CleanConfig(method=method, weights=weights, device=device, tile=tile,
-                                                    precision=precision, batch_size=batch_size)), "clean")
+                                                    precision=precision, batch_size=batch_size,
+                                                    largest_face=largest_face)), "clean")
     dest = Destination(source, out, cleaned_role(cleaner.method), count=len(items), ext=ext, suffix=suffix,
                        verb="clean")
     runtime = (source / RUNTIME_DIR / f"{cleaner.method}.json" if dest.set is not None

@@ -86,6 +86,8 @@ def _json_safe(info: dict) -> dict:
 @click.option("--fold", is_flag=True, help="Synthetic: EOGI folded mask (M <= 0.5).")
 @click.option("--mask-upsample", type=click.Choice(["bilinear", "nearest256"]), default="bilinear",
               show_default=True, help="Synthetic: CAM upsampling (nearest256 = EOGI).")
+@click.option("--largest-face", is_flag=True,
+              help="Synthetic: edit only the largest face (default: every face of a group photo).")
 @click.option("--generator", default=None, help="gan: StyleGAN2 checkpoint name or path.")
 @click.option("--encoder", default=None, help="gan: pSp encoder checkpoint name or path.")
 @click.option("--diffcam", default=None, help="gan: Diff-CAM checkpoint name or path.")
@@ -94,8 +96,8 @@ def _json_safe(info: dict) -> dict:
              "one attribute an image file that gets the fused image F.")
 @device_options
 def cmd(source: Path, attribute: tuple[str, ...], editor_name: str, alpha: float, seed: int,
-        resolution: int | None, fold: bool, mask_upsample: str, generator: str | None, encoder: str | None,
-        diffcam: str | None, out: Path, device: str, batch_size: int, precision: str) -> int:
+        resolution: int | None, fold: bool, mask_upsample: str, largest_face: bool, generator: str | None,
+        encoder: str | None, diffcam: str | None, out: Path, device: str, batch_size: int, precision: str) -> int:
     """Edit face photos: write I', T, M, F and a strip for each photo and attribute."""
     attrs: list[str] = []
     for a in attribute:
@@ -134,9 +136,9 @@ def cmd(source: Path, attribute: tuple[str, ...], editor_name: str, alpha: float
         image = _resize(read_image(path), resolution)
         landmarks = None
         if editor_name == "synthetic":
-            from ..edit.synthetic import detect
+            from ..edit.synthetic import detect_faces
 
-            landmarks = detect(image, str(path))  # once per photo, shared by the attributes
+            landmarks = detect_faces(image, str(path), largest_face)  # once per photo, shared by the attributes
         records = []
         for attr in attrs:
             if landmarks is not None:

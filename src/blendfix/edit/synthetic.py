@@ -105,6 +105,15 @@ def detect(image: np.ndarray, source: str | None = None) -> np.ndarray:
     return detect_landmarks(image, source=source)
 
 
+def detect_faces(image: np.ndarray, source: str | None = None, largest_face: bool = False) -> list[np.ndarray]:
+    """Every face's landmarks ``(478, 2)``, largest first (only the largest with ``largest_face``);
+    raises NoFaceError naming ``source`` when there is none."""
+    from ..parsing.landmarks import detect_all_landmarks
+
+    faces = detect_all_landmarks(image, source)
+    return (faces[:1] if largest_face else faces) if faces else [detect(image, source)]
+
+
 def face_geometry(landmarks: np.ndarray, size: tuple[int, int]) -> FaceGeometry:
     """:class:`FaceGeometry` of an image of ``size`` = ``(H, W)`` from its face-mesh landmarks."""
     from ..parsing.landmarks import LANDMARK_REGIONS
@@ -127,18 +136,31 @@ class SyntheticEditor:
             base = from_dict(SyntheticConfig, {**to_dict(base), **overrides}, "SyntheticEditor")
         self.config = base
 
-    def edit(self, image: np.ndarray, attribute: str, *, seed: int = 0, landmarks: np.ndarray | None = None,
+    def edit(self, image: np.ndarray, attribute: str, *, seed: int = 0,
+             landmarks: np.ndarray | list[np.ndarray] | None = None,
              source: str | None = None) -> EditResult:
         """Edit ``image`` (``(H, W, 3)`` float in ``[0, 1]``; ValueError otherwise) for ``attribute``.
 
         ``landmarks``: precomputed ``(478, 2)`` pixel (x, y) face-mesh points of ``image`` (skips
-        detection). ``source`` names the image in a NoFaceError. Returns an :class:`EditResult`
+        detection), or a list of them for several faces; default: every face found is edited (a group
+        photo), each pixel taking the result of the face whose mask weighs most there.
+        ``source`` names the image in a NoFaceError. Returns an :class:`EditResult`
         at the input size with ``info`` = editor, seed, attribute, config.
         """
         attr = canonical(attribute)
         img = _as_image(image)
+        if landmarks is None:
+            faces = detect_faces(img, source)
+        elif isinstance(landmarks, list | tuple):
+            faces = [np.asarray(lm, np.float32) for lm in landmarks]
+        else:
+            faces = [np.asarray(landmarks, np.float32)]
+        results = [self._edit_face(img, attr, seed, lm) for lm in faces]
+        return results[0] if len(results) == 1 else _combine(results)
+
+    def _edit_face(self, img: np.ndarray, attr: str, seed: int, lm: np.ndarray) -> EditResult:
+        """The edit of the face with landmarks ``lm``."""
         h, w = img.shape[:2]
-        lm = detect(img, source) if landmarks is None else np.asarray(landmarks, np.float32)
         geo = face_geometry(lm, (h, w))
         cfg = self.config
         k = min(1.0, cfg.render_size / max(h, w))
@@ -168,3 +190,19 @@ class SyntheticEditor:
         return EditResult(original=img, inverted=np.clip(inverted, 0, 1).astype(np.float32),
                           edited=np.clip(edited, 0, 1).astype(np.float32), mask=mask, attribute=attr, info=info,
                           truth=truth, kind=f"synthetic:{attr}")
+
+
+def _combine(results: list[EditResult]) -> EditResult:
+    """One result from per-face results (largest face first): each pixel from the face whose mask M
+    weighs most there (the largest face where no mask reaches); M is the per-pixel maximum."""
+    masks = np.stack([r.mask for r in results])
+    owner = np.argmax(masks, axis=0)
+
+    def pick(arrays: list[np.ndarray]) -> np.ndarray:
+        return np.take_along_axis(np.stack(arrays), owner[None, ..., None], axis=0)[0]
+
+    first = results[0]
+    truth = pick([r.truth for r in results]) if all(r.truth is not None for r in results) else None
+    return dataclasses.replace(first, inverted=pick([r.inverted for r in results]),
+                               edited=pick([r.edited for r in results]), mask=masks.max(axis=0), truth=truth,
+                               info={**first.info, "faces": len(results)})
