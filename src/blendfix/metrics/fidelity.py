@@ -1,5 +1,9 @@
 """Per-image PSNR, SSIM and MAE with the torchmetrics conventions the paper's tables use.
 
+PSNR and MAE are torchmetrics' own functions (1.9); SSIM is computed here, in float64: torchmetrics'
+float32 SSIM differs from the float64 value by up to 7e-5 on real faces and is no faster (see
+BENCHMARKS.md, "PSNR / SSIM / MAE: ours vs torchmetrics").
+
 All three take ``pred`` and ``target`` as ``(B, 3, H, W)`` float tensors holding RGB values in
 ``[0, 1]`` (``data_range = 1``) and return **one value per image**, shape ``(B,)``, float64. A
 paper-style "mean ± std over test images" is the mean and std of these per-image values
@@ -50,15 +54,19 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
     ``+inf`` where an image equals its target exactly.
     """
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
     p, t = _check_pair(pred, target, "psnr")
-    err = (p - t).pow(2).flatten(1).mean(dim=1)
-    return -10.0 * torch.log10(err)  # an exact match: log10(0) = -inf -> +inf dB, as torchmetrics
+    # an exact match: log10(0) = -inf -> +inf dB (torchmetrics adds no epsilon)
+    return peak_signal_noise_ratio(p, t, data_range=1.0, dim=(1, 2, 3), reduction="none")
 
 
 def mae(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-image mean absolute error of ``(B, 3, H, W)`` images in ``[0, 1]`` -> ``(B,)`` float64."""
+    from torchmetrics.functional import mean_absolute_error
+
     p, t = _check_pair(pred, target, "mae")
-    return (p - t).abs().flatten(1).mean(dim=1)
+    return torch.stack([mean_absolute_error(a, b) for a, b in zip(p, t, strict=True)])
 
 
 def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
