@@ -80,6 +80,7 @@ def test_readme_recipes_run_verbatim(workdir):
                               timeout=600)
         assert proc.returncode == 0, f"README recipe failed:\n{block}\n--- stderr ---\n{proc.stderr[-3000:]}"
         assert "Traceback" not in proc.stderr, proc.stderr
+        _assert_quiet(proc.stderr, block)
         ran += 1
     assert ran == len(blocks("bash")) - 1
     # what the recipes promise is there
@@ -89,6 +90,21 @@ def test_readme_recipes_run_verbatim(workdir):
     assert (work / "gan_edits" / "items" / "00044_smile" / "fused.png").is_file()
     assert list((work / "dataset" / "items").glob("*/cleaned/network.png"))
     assert (work / "dataset_report" / "report.md").is_file()
+
+
+#: library chatter that must not reach the user: absl / mediapipe / TF-Lite logging, raw Python warnings
+#: (file:line: UserWarning), setuptools' pkg_resources notice
+CHATTER = re.compile(r"^(?:[IWE]\d{4} |INFO: |WARNING: All log messages before absl)|UserWarning|pkg_resources"
+                     r"|DeprecationWarning", re.M)
+
+
+def _assert_quiet(stderr: str, block: str) -> None:
+    """No chatter; each warning line once; the missing-weights explanation at most once per command."""
+    assert not CHATTER.search(stderr), f"library chatter in the output of\n{block}\n{stderr[-2000:]}"
+    commands = block.count("blendfix ")
+    assert stderr.count("blendfix never downloads") <= commands, stderr
+    warns = [line for line in stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warns) <= len(set(warns)) + commands, stderr  # a warning repeats only across commands
 
 
 def test_readme_python_api_runs(workdir):

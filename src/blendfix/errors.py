@@ -25,3 +25,7 @@ class ChecksumError(BlendfixError, ValueError):
 
 class NoFaceError(BlendfixError, ValueError):
     """No face was found in an image."""
+
+
+class ShownWarning(UserWarning):
+    """A warning its code has already printed loudly to stderr; the CLI does not print it a second time."""

@@ -6,11 +6,12 @@ import importlib
 import importlib.util
 import os
 import sys
+import warnings
 
 import click
 
 from .. import __version__
-from ..errors import BlendfixError
+from ..errors import BlendfixError, ShownWarning
 
 # verb -> module under blendfix.cli that defines `cmd`; a verb appears once its module exists.
 VERBS = {
@@ -55,7 +56,28 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Warnings as one ``warning: ...`` line each, every distinct one once per run; none already shown loudly."""
+    text = str(message)
+    if issubclass(category, ShownWarning) or text in _shown:
+        return
+    _shown.add(text)
+    click.echo(f"warning: {text}", err=True)
+
+
+_shown: set[str] = set()
+
+
 def _run(argv: list[str] | None) -> int:
+    saved = warnings.showwarning
+    warnings.showwarning = _show_warning
+    try:
+        return _dispatch(argv)
+    finally:
+        warnings.showwarning = saved
+
+
+def _dispatch(argv: list[str] | None) -> int:
     try:
         rv = cli.main(args=argv, prog_name="blendfix", standalone_mode=False)
     except click.exceptions.Abort:

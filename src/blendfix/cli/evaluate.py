@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import click
 from ..metrics.evaluate import evaluate_dirs
 from ..metrics.fid import SmallSampleWarning
 from ..metrics.report import overall_table
+from ..registry import weights_dir
 from .common import option
 
 
@@ -66,8 +68,14 @@ def cmd(originals: Path, method_specs: tuple[str, ...], attributes_from: Path | 
                                fid=not no_fid, lpips_trunk=lpips_trunk, lpips_lin=lpips_lin, fid_weights=fid_weights,
                                device=device, batch_size=batch_size, figure_examples=examples)
     click.echo(overall_table(report))
+    missing_weights = False
     for metric, reason in report["metrics"]["skipped"].items():
-        click.echo(f"skipped {metric.upper()}: {reason}", err=True)
+        files = re.findall(r"put (\S+) at ", reason)  # a missing-weights reason: name the files only
+        missing_weights |= bool(files)
+        click.echo(f"skipped {metric.upper()}: " + (f"no {', '.join(files)}" if files else reason), err=True)
+    if missing_weights:
+        click.echo(f"  (blendfix never downloads: put the files in {weights_dir()} or set BLENDFIX_WEIGHTS; "
+                   "`blendfix weights` lists each with its URL and licence; report.md has the details)", err=True)
     for w in report["warnings"]:
         click.echo(f"warning: {w}", err=True)
     click.echo(f"report written to {out_dir} (report.md, report.json, metrics.csv, per_image.csv"

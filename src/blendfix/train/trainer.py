@@ -30,6 +30,7 @@ from .. import __version__
 from ..config import save_config
 from ..data.dataset import BlendDataset, InfiniteSampler, collate
 from ..device import resolve_device
+from ..errors import ShownWarning
 from ..nets.maresunet import count_parameters
 from .builders import DiscFactory, build_model, build_perceptual, default_discriminator
 from .config import TrainConfig, check, effective_weights
@@ -92,7 +93,7 @@ class Trainer:
         for w in self.warnings:
             if self.rank == 0:
                 print(f"\n{'!' * 78}\nWARNING: {w}\n{'!' * 78}\n", file=sys.stderr)
-            warnings.warn(w, stacklevel=2)
+            warnings.warn(w, ShownWarning, stacklevel=2)
         weights = effective_weights(cfg.loss)
         if weights["adversarial"] and self.size & (self.size - 1):
             raise ValueError(f"the StyleGAN2 discriminator needs a power-of-two training size, got {self.size}; "
