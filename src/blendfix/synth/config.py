@@ -17,6 +17,7 @@ EDITOR_CHOICES = ("synthetic", "gan")
 NON_SQUARE_CHOICES = ("crop", "skip")
 POISSON_CHOICES = ("torch", "opencv")
 PARSER_CHOICES = ("landmarks", "bisenet")
+FUSION_CHOICES = ("paper", "released")  # = blendfix.blend.fuse.FUSIONS (not imported: keeps torch out)
 
 #: Item seeds lie in ``[0, 2**31)`` so every editor can feed them to numpy or torch generators.
 SEED_RANGE = 2**31
@@ -40,6 +41,9 @@ class SynthConfig:
       (the paper's BiSeNet; needs its checkpoint).
     * ``generator`` / ``encoder`` / ``diffcam`` / ``alpha``: GAN editor checkpoints (registered names
       or paths) and edit strength (``None`` = the editor's default); unused by ``synthetic``.
+    * ``fusion``: ``paper`` (F = T*M + I*(1-M)) or ``released`` (the released code: for smile and aging
+      the mouth, parsed in I or T with ``parser``, is taken wholly from T; ``mask.png`` is then that
+      fusion's weight). See :mod:`blendfix.edit.fusion`.
     """
 
     input: str = ""
@@ -54,6 +58,7 @@ class SynthConfig:
     encoder: str | None = None
     diffcam: str | None = None
     alpha: float | None = None
+    fusion: str = "paper"
 
     def __post_init__(self) -> None:
         if self.editor not in EDITOR_CHOICES:
@@ -72,10 +77,13 @@ class SynthConfig:
             raise ValueError(f"parser {self.parser!r}: choose one of {', '.join(PARSER_CHOICES)}")
         if self.seed < 0:
             raise ValueError(f"seed {self.seed}: must be >= 0")
+        if self.fusion not in FUSION_CHOICES:
+            raise ValueError(f"fusion {self.fusion!r}: choose one of {', '.join(FUSION_CHOICES)}")
 
 
 #: Fields that must agree between runs writing into one dataset folder, and between merged shards.
-DEFINING_FIELDS = ("editor", "attributes", "seed", "resolution", "non_square", "poisson", "parser", "alpha")
+DEFINING_FIELDS = ("editor", "attributes", "seed", "resolution", "non_square", "poisson", "parser", "alpha",
+                   "fusion")
 
 
 def _digest(*parts: object) -> bytes:
