@@ -141,3 +141,21 @@ def test_truth_dir_with_unknown_stem_is_an_error(synth_set: Path, tmp_path: Path
     write_image(tmp_path / "t" / "stranger.png", np.zeros((SIZE, SIZE, 3), np.float32))
     with pytest.raises(ValueError, match="stranger.png"):
         _run(synth_set, truth=tmp_path / "t")
+
+
+def test_kinds_from_attributes_manifest_in_folder_mode(synth_set: Path, tmp_path: Path) -> None:
+    """Photo folder + --mask + --attributes-from: kinds come from the manifest's 'kind', else the attribute."""
+    for name in ("orig2", "mask2"):
+        (tmp_path / name).mkdir()
+    for i in range(3):
+        d = synth_set / "set" / "items" / f"item{i}"
+        (tmp_path / "orig2" / f"item{i}.png").write_bytes((d / "original.png").read_bytes())
+        (tmp_path / "mask2" / f"item{i}.png").write_bytes((d / "mask.png").read_bytes())
+    rep = _run(synth_set, originals=tmp_path / "orig2", mask=tmp_path / "mask2",
+               attributes_from=synth_set / "set" / "manifest.jsonl")
+    sec = rep["artifact_scores"]
+    assert set(sec["tables"]["kind"]) == {"all", "gan:smile", "paste:rect", "aging"}
+    assert sec["n_truth"] == 0 and sec["n_mask"] == 3
+    # no truth and no fused image in the set: edit kept takes F from the method named "fused"
+    assert sec["tables"]["kind"]["all"]["fused"]["edit_kept"]["mean"] == pytest.approx(1.0)
+    assert sec["tables"]["kind"]["all"]["undo"]["edit_kept"]["mean"] == 0.0
