@@ -43,13 +43,15 @@ def apply_fusion(result: EditResult, fusion: str, parser: Any = None, *,
     """The result with ``mask`` = the fusion weight of ``fusion`` (so ``result.fused`` is that fusion's F).
 
     ``paper``: unchanged. ``released``: for smile and aging, ``mask`` becomes ``H·(1 − R) + R`` with R
-    the :func:`mouth_region` (other attributes unchanged, as in the released code). ``info`` records
-    ``fusion`` and, when the rule applied, ``mouth_fraction`` (share of the image taken wholly from T).
+    the :func:`mouth_region` (other attributes unchanged, as in the released code; pasted pairs of the
+    paste editor, whose mask is the paste itself, too). ``info`` records ``fusion`` and, when the rule
+    applied, ``mouth_fraction`` (share of the image taken wholly from T). ``truth`` is kept as the
+    editor made it (from the CAM map M, not from the new weight).
     """
     if fusion not in FUSIONS:
         raise ValueError(f"fusion {fusion!r}: choose one of {', '.join(FUSIONS)}")
     info = {**result.info, "fusion": fusion}
-    if fusion == "paper" or result.attribute not in WHOLE_MOUTH_ATTRIBUTES:
+    if fusion == "paper" or result.attribute not in WHOLE_MOUTH_ATTRIBUTES or result.info.get("editor") == "paste":
         return dataclasses.replace(result, info=info)
     mouth = mouth_region(result.original, result.edited, parser, source=source)
     info["mouth_fraction"] = round(float(mouth.mean()), 6)
