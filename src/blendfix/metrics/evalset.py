@@ -24,7 +24,7 @@ from ..errors import BlendfixError
 from ..io import list_images, read_image, read_mask
 from ..synth import manifest as jsonl
 
-TRUTH = getattr(layout, "TRUTH", "truth.png")
+TRUTH = layout.TRUTH
 
 
 @dataclass
