@@ -2,7 +2,7 @@
 
 One row per fusion of the synthetic editor's smile on ``celebamask_hq_512/0.jpg`` at 256²:
 I | F | M | F with the band of M (red) and the eroded region (blue) | a 3x zoom on the mouth with the
-band of the mouth region R (red). Run from the project root:
+band of the mouth region R (red); a last row shows the editor's truth, the scores' reference. Run from the project root:
 
     PYTHONPATH=src python docs/make_seam_figure.py [--faces ../shared/data/faces] [--out docs/seam_band.jpg]
 
@@ -52,15 +52,19 @@ def main(argv: list[str] | None = None) -> int:
     image, _ = load_photo(args.faces / PHOTO, 256, source=PHOTO)
     res = SyntheticEditor().edit(image, "smile", seed=item_seed(0, PHOTO), source=PHOTO)
     mouth = mouth_region(res.original, res.edited, source=PHOTO)
+    ref = res.truth if res.truth is not None else res.original
     rows = []
     for fusion in ("paper", "released"):
         r = apply_fusion(res, fusion, source=PHOTO)
         f = r.fused
-        label = (f"{fusion}\nseam {seam_score(f, res.original, res.mask):.2f}\n"
-                 f"mouth seam {seam_score(f, res.original, mouth):.2f}")
+        label = (f"{fusion}\nseam {seam_score(f, ref, res.mask):.2f}\n"
+                 f"mouth seam {seam_score(f, ref, mouth):.2f}")
         mask3 = np.repeat(r.mask[..., None], 3, axis=2)
         rows.append((label, [res.original, f, mask3, band_overlay(f, res.mask),
                              zoom(band_overlay(f, mouth), mouth)]))
+    if res.truth is not None:
+        rows.append(("truth\n(the reference)", [res.original, ref, np.repeat(res.mask[..., None], 3, axis=2),
+                                                 band_overlay(ref, res.mask), zoom(band_overlay(ref, mouth), mouth)]))
     with tempfile.TemporaryDirectory() as tmp:
         png = Path(tmp) / "figure.png"
         write_figure(png, ["I", "F", "M (fusion weight)", "band of M, core", "mouth band (3x)"], rows,
