@@ -58,6 +58,7 @@ _REGISTERING_MODULES = (
     "blendfix.metrics.lpips",
     "blendfix.metrics.fid",
     "blendfix.edit.directions",
+    "blendfix.weights",
 )
 
 
