@@ -34,7 +34,9 @@ from .tiling import crop, pad_square, padded_side, tiled
 
 METHODS = ("auto", "network", "poisson", "fused")
 #: the registered checkpoint `network` uses when no weights are named
-DEFAULT_WEIGHTS = "maresunet-diffcampp"
+#: (blendfix's CPU cleaner, shipped inside the package; the paper's released network is
+#: ``maresunet-diffcampp``, used with ``weights="maresunet-diffcampp"`` once its file is placed)
+DEFAULT_WEIGHTS = "blendfix-cpu-cleaner"
 
 
 @dataclass
@@ -74,11 +76,16 @@ def prepare_fused(original: np.ndarray, fused: np.ndarray | None = None, edited:
 
 def load_network(weights: str, device: torch.device) -> torch.nn.Module:
     """A trained cleaner from a registered name, an exported file, a run folder or a checkpoint."""
-    from .registry import checkpoint_path
+    from .checkpoints import verify_sha256
+    from .registry import CHECKPOINTS, checkpoint_path
     from .train.export import load_cleaner
 
     path = Path(weights).expanduser()
-    return load_cleaner(path if path.exists() else checkpoint_path(weights), device)
+    if path.exists():
+        return load_cleaner(path, device)
+    resolved = checkpoint_path(weights)  # a registered name: its sha256 is checked before use
+    verify_sha256(resolved, CHECKPOINTS[weights].sha256 if weights in CHECKPOINTS else None)
+    return load_cleaner(resolved, device)
 
 
 class Cleaner:

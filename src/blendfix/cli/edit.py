@@ -5,6 +5,9 @@
 ``mask.png`` (M), ``fused.png`` (F = T*M + I*(1-M)), ``strip.png`` (I, I', T, M, F side by side) and
 its line in ``manifest.jsonl`` (source, attribute, editor, seed). ``mask``, ``blend``, ``clean`` and
 ``evaluate`` take the set as it is (``-i SET``).
+``--fusion released`` takes the mouth wholly from T for smile and aging, as the 2025 method's
+released code does; M is then that fusion's weight, so F = T*M + I*(1-M) still holds for the files
+(``blendfix.edit.fusion``).
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import cv2
 import numpy as np
 
 from ..attributes import ATTRIBUTES, canonical
+from ..blend.fuse import FUSIONS
 from ..data.imageset import ImageSet, Item, ItemRecord, collect
 from ..edit import get_editor
 from ..edit.base import EditResult
+from ..edit.fusion import apply_fusion
 from ..io import IMAGE_SUFFIXES, read_image, write_image, write_mask
 from ..viz import strip_image
 from .common import (
@@ -88,6 +93,9 @@ def _json_safe(info: dict) -> dict:
               show_default=True, help="Synthetic: CAM upsampling (nearest256 = EOGI).")
 @click.option("--largest-face", is_flag=True,
               help="Synthetic: edit only the largest face (default: every face of a group photo).")
+@click.option("--fusion", type=click.Choice(FUSIONS), default="paper", show_default=True,
+              help="paper: F = T*M + I*(1-M); released: as the released code, the mouth (parsed in I or T) "
+                   "wholly from T for smile and aging (and, for gan, Diff-CAM with aug/eigen smoothing).")
 @click.option("--generator", default=None, help="gan: StyleGAN2 checkpoint name or path.")
 @click.option("--encoder", default=None, help="gan: pSp encoder checkpoint name or path.")
 @click.option("--diffcam", default=None, help="gan: Diff-CAM checkpoint name or path.")
@@ -96,8 +104,9 @@ def _json_safe(info: dict) -> dict:
              "one attribute an image file that gets the fused image F.")
 @device_options
 def cmd(source: Path, attribute: tuple[str, ...], editor_name: str, alpha: float, seed: int,
-        resolution: int | None, fold: bool, mask_upsample: str, largest_face: bool, generator: str | None,
-        encoder: str | None, diffcam: str | None, out: Path, device: str, batch_size: int, precision: str) -> int:
+        resolution: int | None, fold: bool, mask_upsample: str, largest_face: bool, fusion: str,
+        generator: str | None, encoder: str | None, diffcam: str | None, out: Path, device: str, batch_size: int,
+        precision: str) -> int:
     """Edit face photos: write I', T, M, F and a strip for each photo and attribute."""
     attrs: list[str] = []
     for a in attribute:
@@ -108,7 +117,8 @@ def cmd(source: Path, attribute: tuple[str, ...], editor_name: str, alpha: float
         editor = get_editor("synthetic", strength=alpha / 20.0, fold=fold, cam_upsample=mask_upsample)
     else:
         options = {"alpha": alpha, "device": device, "precision": precision, "batch_size": batch_size,
-                   "attributes": tuple(attrs)}  # direction files checked before any photo is read
+                   "attributes": tuple(attrs),  # direction files checked before any photo is read
+                   "cam_smoothing": "released" if fusion == "released" else "off"}
         options.update({k: v for k, v in (("generator", generator), ("encoder", encoder), ("diffcam", diffcam))
                         if v is not None})
         editor = get_editor("gan", **options)
@@ -119,7 +129,8 @@ def cmd(source: Path, attribute: tuple[str, ...], editor_name: str, alpha: float
                                      "attribute(s); give a folder (an image set) instead", param_hint="-o")
         refuse_overwriting_inputs([out], [items[0]["original"]])
         image = _resize(read_image(items[0]["original"]), resolution)
-        write_image(out, editor.edit(image, attrs[0], seed=seed).fused)
+        result = apply_fusion(editor.edit(image, attrs[0], seed=seed), fusion, source=str(items[0]["original"]))
+        write_image(out, result.fused)
         return 0
     if out.resolve() == source.resolve():
         raise click.BadParameter("-o is the input; choose another folder for the image set", param_hint="-o")
@@ -145,6 +156,7 @@ def cmd(source: Path, attribute: tuple[str, ...], editor_name: str, alpha: float
                 result = editor.edit(image, attr, seed=seed, landmarks=landmarks, source=str(path))
             else:
                 result = editor.edit(image, attr, seed=seed)
+            result = apply_fusion(result, fusion, source=str(path))
             records.append(write_result(target, ids[item.id, attr], result, path, editor_name, seed))
         target.add(records)  # after the images: a record names only finished files
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..metrics import artifacts as art
 from ..metrics.evaluate import evaluate_dirs
 from ..metrics.fid import SmallSampleWarning
 from ..metrics.report import overall_table
@@ -35,13 +36,18 @@ def parse_methods(specs: tuple[str, ...]) -> dict[str, Path]:
 @click.command("evaluate")
 @option("-i", "--input", "originals", aliases=("--originals",), required=True,
         type=click.Path(exists=True, file_okay=False, path_type=Path),
-        help="An image set (its fused and cleaned/<method> images are the methods, per attribute), or a folder "
-             "of the unedited photos.")
+        help="An image set (its items' original, truth, mask and fused images; without --method its fused and "
+             "cleaned/<method> images are the methods, per attribute), or a folder of the unedited photos.")
+@option("--truth", "truth_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="Folder of artifact-free truths named like the originals: adds PSNR/SSIM/MAE/LPIPS vs truth.")
+@option("--mask", "mask_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="Folder of edit masks named like the originals: adds the seam and edit-kept scores.")
 @option("--method", "method_specs", multiple=True, metavar="NAME=DIR",
         help="A method's outputs, named like the originals (repeat: fused=..., poisson=..., blendfix=...); "
              "needed with a folder of photos.")
 @option("--attributes-from", type=click.Path(exists=True, path_type=Path),
-        help="manifest.jsonl (or an image set) giving each file's attribute; else the set's own, or 'all'.")
+        help="manifest.jsonl (or an image set) giving each file's attribute (and artifact 'kind'); else the "
+             "set's own, or 'all'.")
 @option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
         help="Report folder: report.md, report.json, metrics.csv, per_image.csv, comparison.png.")
 @click.option("--no-lpips", is_flag=True, help="Skip LPIPS (reported as skipped).")
@@ -57,17 +63,25 @@ def parse_methods(specs: tuple[str, ...]) -> dict[str, Path]:
               help="Metrics always run in full float32 (TF32 off), so numbers do not depend on the GPU.")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
               help="Images per LPIPS / FID network call.")
-def cmd(originals: Path, method_specs: tuple[str, ...], attributes_from: Path | None, out_dir: Path, no_lpips: bool,
-        no_fid: bool, lpips_trunk: str | None, lpips_lin: str | None, fid_weights: str | None, examples: int,
-        device: str, precision: str, batch_size: int) -> int:
-    """PSNR, SSIM, MAE, LPIPS and FID of each method against the originals, per attribute and overall."""
+def cmd(originals: Path, truth_dir: Path | None, mask_dir: Path | None, method_specs: tuple[str, ...],
+        attributes_from: Path | None, out_dir: Path, no_lpips: bool, no_fid: bool, lpips_trunk: str | None,
+        lpips_lin: str | None, fid_weights: str | None, examples: int, device: str, precision: str,
+        batch_size: int) -> int:
+    """PSNR, SSIM, MAE, LPIPS and FID of each method against the originals, per attribute and overall.
+
+    With truths and edit masks (--truth/--mask, or an image set holding them) also the artifact
+    scores: vs truth, seam and edit kept, per attribute and per artifact kind (docs/metrics.md).
+    """
     methods = parse_methods(method_specs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SmallSampleWarning)  # it is in the report's warnings, printed below
-        report = evaluate_dirs(originals, methods, out_dir, attributes_from=attributes_from, lpips=not no_lpips,
+        report = evaluate_dirs(originals, methods, out_dir, attributes_from=attributes_from, truth=truth_dir,
+                               mask=mask_dir, lpips=not no_lpips,
                                fid=not no_fid, lpips_trunk=lpips_trunk, lpips_lin=lpips_lin, fid_weights=fid_weights,
                                device=device, batch_size=batch_size, figure_examples=examples)
     click.echo(overall_table(report))
+    if report.get("artifact_scores"):
+        click.echo("\n" + "\n".join(art.markdown(report["artifact_scores"])).rstrip())
     missing_weights = False
     for metric, reason in report["metrics"]["skipped"].items():
         files = re.findall(r"put (\S+) at ", reason)  # a missing-weights reason: name the files only
@@ -79,6 +93,7 @@ def cmd(originals: Path, method_specs: tuple[str, ...], attributes_from: Path | 
     for w in report["warnings"]:
         click.echo(f"warning: {w}", err=True)
     click.echo(f"report written to {out_dir} (report.md, report.json, metrics.csv, per_image.csv"
+               + (", artifact_scores.csv" if report.get("artifact_scores") else "")
                + (", comparison.png)" if report["figure"] else ")"), err=True)
     if report["failures"]:
         click.echo(f"{len(report['failures'])} file(s) failed and were left out:", err=True)

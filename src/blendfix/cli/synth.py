@@ -11,6 +11,7 @@ from ..attributes import ATTRIBUTES
 from ..config import from_dict, to_dict
 from ..synth.config import (
     EDITOR_CHOICES,
+    FUSION_CHOICES,
     NON_SQUARE_CHOICES,
     PARSER_CHOICES,
     POISSON_CHOICES,
@@ -51,6 +52,9 @@ _SHOWN_SKIPS = 20
 @click.option("--encoder", help="GAN editor: pSp encoder checkpoint (name or path).")
 @click.option("--diffcam", help="GAN editor: Diff-CAM classifier checkpoint (name or path).")
 @click.option("--alpha", type=float, help="GAN editor: edit strength (default: the editor's).")
+@click.option("--fusion", type=click.Choice(FUSION_CHOICES),
+              help="paper (default): F = T*M + I*(1-M); released: as the released code, the mouth (parsed in "
+                   "I or T) wholly from T for smile and aging.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Worker processes (synthetic editor). The GAN editor runs batched in this process.")
 @click.option("--shard", help="i/n: make only shard i (from 0) of n, for several machines; merge after.")
@@ -64,7 +68,8 @@ def cmd(sources: tuple[Path, ...], input_: Path | None, output: Path, config_fil
         variants: int | None, attributes: tuple[str, ...], seed: int | None, resolution: int | None,
         non_square: str | None,
         poisson: str | None, parser: str | None, generator: str | None, encoder: str | None, diffcam: str | None,
-        alpha: float | None, workers: int, shard: str | None, limit: int | None, retry_skipped: bool,
+        alpha: float | None, fusion: str | None, workers: int, shard: str | None, limit: int | None,
+        retry_skipped: bool,
         strict: bool, merge: bool, device: str, batch_size: int, precision: str) -> int:
     """Synthesise a training set from aligned face photos, or merge synth folders.
 
@@ -94,7 +99,7 @@ def cmd(sources: tuple[Path, ...], input_: Path | None, output: Path, config_fil
         raise click.UsageError("give the photo folder with -i (or --merge FOLDERS)")
     given = {"input": str(input_), "editor": editor, "seed": seed, "resolution": resolution,
              "non_square": non_square, "poisson": poisson, "parser": parser, "generator": generator, "encoder": encoder,
-             "diffcam": diffcam, "alpha": alpha, "variants": variants,
+             "diffcam": diffcam, "alpha": alpha, "variants": variants, "fusion": fusion,
              "attributes": [a for spec in attributes for a in spec.split(",") if a.strip()] or None}
     config = _config(config_file, {k: v for k, v in given.items() if v is not None})
     from ..synth.pipeline import checkpoint_hashes

@@ -1,14 +1,14 @@
 """Evaluate folders of method outputs against the unedited originals (``blendfix evaluate``).
 
-``ORIGINALS`` is an image set (:mod:`blendfix.data.imageset`): its ``fused`` images and every
-``cleaned/<method>`` are the methods and each item's attribute comes from its record. Or it is a folder
-of photos, and files are matched by name stem: ``ORIGINALS/<stem>.*`` <-> ``METHOD_DIR/<stem>.*``;
-the attribute of a stem then comes from a ``manifest.jsonl`` given as ``attributes_from`` (a stem
-matches a record's ``id`` or the stem of its ``source``), else it is ``"all"``.
-PSNR, SSIM and MAE are always computed; LPIPS and FID only when their published weights are present
-(otherwise the report names them as skipped, with the reason). A method folder
+``ORIGINALS`` is an image set (:mod:`blendfix.data.imageset`; its items' original, truth, mask and fused
+images are read, each item's attribute and kind come from its record, and without ``--method`` its
+``fused`` and every ``cleaned/<method>`` are the methods), or a folder of photos: files are matched by
+name stem, ``ORIGINALS/<stem>.*`` <-> ``METHOD_DIR/<stem>.*``, and the attribute of a stem comes from a
+``manifest.jsonl`` (a stem matches a record's ``id`` or the stem of its ``source``), else it is ``"all"``.
+PSNR, SSIM and MAE are always computed; LPIPS and FID only when their published
+weights are present (otherwise the report names them as skipped, with the reason). A method folder
 may hold ``runtime.json`` (``{"seconds_per_image": ..., "parameters": ...}``, written by
-``blendfix clean``; in a set ``runtime/<method>.json``), which the overall table shows.
+``blendfix clean``), which the overall table shows.
 """
 
 from __future__ import annotations
@@ -25,24 +25,15 @@ import torch
 from tqdm import tqdm
 
 from .. import __version__
-from ..attributes import ATTRIBUTES, canonical
-from ..data.imageset import (
-    CLEANED,
-    ITEMS,
-    ImageSet,
-    Item,
-    cleaned_role,
-    collect,
-    is_image_set,
-    list_images,
-    match_by_stem,
-    read_attributes,
-)
+from ..attributes import ATTRIBUTES
+from ..data.imageset import CLEANED, ITEMS, ImageSet, cleaned_role, list_images, match_by_stem, read_attributes
 from ..device import resolve_device
 from ..errors import BlendfixError, MissingWeightsError
 from ..io import read_image
 from ..tensors import image_to_tensor
+from . import artifacts as art
 from . import report as rep
+from .evalset import read_aux, read_kinds, read_sources
 from .fidelity import mae, psnr, ssim
 
 RUNTIME_FILE = "runtime.json"
@@ -50,15 +41,22 @@ RUNTIME_FILE = "runtime.json"
 RUNTIME_DIR = "runtime"
 
 
-def set_methods(root: Path, items: list[Item]) -> dict[str, dict[str, Path]]:
+def match_method(originals: dict[str, Path], folder: Path, name: str) -> dict[str, Path]:
+    """The method's file for every original stem; ``ValueError`` listing unmatched files on either side."""
+    return match_by_stem(list(originals), list_images(folder), f"method {name!r}", exact=True,
+                         shown={s: p.name for s, p in originals.items()})
+
+
+def set_methods(root: Path, stems: list[str]) -> dict[str, dict[str, Path]]:
     """An image set's methods: ``fused`` and each ``cleaned/<method>`` -> item id -> file.
 
-    ``ValueError`` naming the items without a file when a method covers only some of them.
+    ``ValueError`` naming the items without a file when a cleaned method covers only some of them.
     """
     s = ImageSet(root)
     out: dict[str, dict[str, Path]] = {}
-    for name, role in [("fused", "fused")] + [(m, cleaned_role(m)) for m in s.methods(i.record for i in items)]:
-        files = {i.id: s.path(i.id, role) for i in items}
+    cleaned = s.methods([r for r in s.records() if r.id in set(stems)])
+    for name, role in [("fused", "fused")] + [(m, cleaned_role(m)) for m in cleaned]:
+        files = {i: s.path(i, role) for i in stems}
         missing = [k for k, f in files.items() if not f.is_file()]
         if missing and name != "fused":
             raise ValueError(f"{root}: method {name!r} has no {role}.png for {len(missing)} item(s) (e.g. "
@@ -201,14 +199,18 @@ def _score(outs: dict[str, np.ndarray], origs: dict[str, np.ndarray], lp_net: An
 
 def evaluate_dirs(originals: str | os.PathLike, methods: Mapping[str, str | os.PathLike] | None = None,
                   out_dir: str | os.PathLike | None = None, *, attributes_from: str | os.PathLike | None = None,
+                  truth: str | os.PathLike | None = None, mask: str | os.PathLike | None = None,
                   lpips: bool = True, fid: bool = True, lpips_trunk: str | os.PathLike | None = None,
                   lpips_lin: str | os.PathLike | None = None, fid_weights: str | os.PathLike | None = None,
                   device: str = "auto", batch_size: int = 8, figure_examples: int = 4,
                   progress: bool = True) -> dict[str, Any]:
     """Compare each method's outputs with the originals; return the report dict (and write it to ``out_dir``).
 
-    ``methods``: name -> folder of outputs named like the originals (e.g. ``{"fused": ..., "blendfix": ...}``);
-    optional when ``originals`` is an image set (its fused and cleaned images are the methods).
+    ``methods``: name -> folder of outputs named like the originals (e.g. ``{"fused": ..., "blendfix": ...}``).
+    ``originals``: a photo folder, or a synth dataset folder (its items' original/truth/mask/fused are
+    used; outputs are then named by item id). ``truth`` / ``mask``: folders of truths and edit masks
+    matched by stem (:mod:`.evalset`). With a truth or a mask the report also has ``artifact_scores``
+    (vs truth, seam, edit kept per attribute and per artifact kind; :mod:`.artifacts`).
     ``lpips_trunk`` / ``lpips_lin`` / ``fid_weights``: registered names or paths overriding the registry
     defaults. Report keys: ``tables`` (``overall`` and ``per_attribute``: method -> ``n``, per-image
     metrics as ``{"mean", "std", "n"}``, ``fid``), ``per_image``, ``metrics`` (``computed``,
@@ -218,30 +220,28 @@ def evaluate_dirs(originals: str | os.PathLike, methods: Mapping[str, str | os.P
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     orig_dir = Path(originals)
-    methods = dict(methods or {})
-    if is_image_set(orig_dir):
-        items = collect(orig_dir)
-        files = set_methods(orig_dir, items)
-        method_dirs = {n: orig_dir / ITEMS / "*" / ("fused.png" if n == "fused" else f"{CLEANED}/{n}.png")
-                       for n in files}
-        runtimes = {n: orig_dir / RUNTIME_DIR / f"{n}.json" for n in files}
-        for name, d in methods.items():  # folders named by item id, next to the set's own methods
-            files[name] = match_by_stem([i.id for i in items], list_images(d), f"method {name!r}", exact=True)
-            method_dirs[name] = runtimes[name] = Path(d)
-        attributes = {i.id: canonical(i.attribute) if i.attribute else "all" for i in items}
-    else:
-        items = collect(orig_dir)
-        files = {name: match_by_stem([i.id for i in items], list_images(d), f"method {name!r}", exact=True)
-                 for name, d in methods.items()}
-        method_dirs = runtimes = {name: Path(d) for name, d in methods.items()}
-        attributes = dict.fromkeys((i.id for i in items), "all")
-    if not files:
-        raise ValueError("give at least one method to evaluate (--method NAME=DIR, or an image set with fused images)")
-    by_stem = {i.id: i["original"] for i in items}
+    sources = read_sources(orig_dir, truth, mask)
+    by_stem = sources.originals
     stems = sorted(by_stem)
+    methods = dict(methods or {})
+    files = {name: match_method(by_stem, Path(d), name) for name, d in methods.items()}
+    runtimes = {name: Path(d) for name, d in methods.items()}
+    if not methods and sources.dataset is not None:  # an image set's own fused and cleaned images
+        files = set_methods(orig_dir, stems)
+        methods = {n: orig_dir / ITEMS / "*" / ("fused.png" if n == "fused" else f"{CLEANED}/{n}.png")
+                   for n in files}
+        runtimes = {n: orig_dir / RUNTIME_DIR / f"{n}.json" for n in files}
+    if not methods:
+        raise ValueError("give at least one method to evaluate (--method NAME=DIR, or an image set with fused "
+                         "images)")
     if attributes_from:
         attributes = read_attributes(Path(attributes_from), stems)
-    methods = method_dirs
+        kinds = read_kinds(Path(attributes_from), stems, attributes)
+    elif sources.attributes is not None:
+        attributes, kinds = sources.attributes, sources.kinds or dict(sources.attributes)
+    else:
+        attributes = dict.fromkeys(stems, "all")
+        kinds = dict(attributes)
     dev = resolve_device(device)
     weights = {"lpips_trunk": lpips_trunk, "lpips_lin": lpips_lin, "fid_weights": fid_weights}
     lp_net, fid_net, skipped = _load_nets(lpips, fid, weights, dev)
@@ -267,13 +267,21 @@ def evaluate_dirs(originals: str | os.PathLike, methods: Mapping[str, str | os.P
             ok = [s for s in chunk if s in origs]
             if fid_net is not None and ok:
                 feats[""].update(zip(ok, _batched(fid_net, [origs[s] for s in ok], dev), strict=True))
+            aux = read_aux(sources, origs, ok, failures)
+            outputs = {name: _read_outputs(files[name], origs, ok, failures) for name in methods}
             for name in methods:
-                outs = _read_outputs(files[name], origs, ok, failures)
-                _score(outs, origs, lp_net, fid_net, dev, per_image[name], feats[name])
+                _score(outputs[name], origs, lp_net, fid_net, dev, per_image[name], feats[name])
+                art.score_outputs(outputs[name], origs, aux, outputs.get("fused", {}), lp_net, dev, per_image[name])
                 bar.update(len(chunk))
     bar.close()
     report = _assemble(orig_dir, methods, stems, attributes, per_image, feats, fid_net is not None, skipped,
                        runtime, warns, failures)
+    report["artifact_scores"] = None
+    if sources.truth or sources.mask:
+        report["artifact_scores"] = art.section(per_image, stems, attributes, kinds, n_truth=len(sources.truth),
+                                                n_mask=len(sources.mask))
+        for row in report["per_image"]:
+            row["kind"] = kinds[row["stem"]]
     if out_dir is not None:
         write_report(report, Path(out_dir), files, by_stem, figure_examples)
     return report
@@ -341,3 +349,5 @@ def write_report(report: dict[str, Any], out_dir: Path, files: dict[str, dict[st
     rep.write_markdown(out_dir / "report.md", report)
     rep.write_csv(out_dir / "metrics.csv", report)
     rep.write_per_image_csv(out_dir / "per_image.csv", report)
+    if report.get("artifact_scores"):
+        art.write_csv(out_dir / "artifact_scores.csv", report["artifact_scores"])
