@@ -32,7 +32,8 @@ def _trained(run) -> MAResUNet:
     from blendfix.train.runs import load_training_checkpoint
 
     state = load_training_checkpoint(checkpoints(run)[-1])
-    model = MAResUNet(widths=(16, 16, 16, 32), blocks=(1, 1, 1, 1), head_width=8)
+    model = MAResUNet(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["model_config"].items()
+                         if k in ("widths", "blocks", "head_width", "residual", "input_skip")})
     model.load_state_dict(state["model"])
     return model.eval()
 
@@ -45,11 +46,11 @@ def test_safetensors_round_trip(run, tmp_path):
     assert not loaded.training
     f, o = torch.rand(1, 3, 48, 40), torch.rand(1, 3, 48, 40)
     with torch.no_grad():
-        torch.testing.assert_close(loaded.clean(f, o), ref.clean(f, o), rtol=0, atol=0)
+        torch.testing.assert_close(loaded.clean(o, f), ref.clean(o, f), rtol=0, atol=0)
     # the run folder and the checkpoint itself load the same network
     for source in (run, run.parent, checkpoints(run)[-1]):
         with torch.no_grad():
-            torch.testing.assert_close(load_cleaner(source).clean(f, o), ref.clean(f, o), rtol=0, atol=0)
+            torch.testing.assert_close(load_cleaner(source).clean(o, f), ref.clean(o, f), rtol=0, atol=0)
 
 
 def test_fp16_safetensors_halves_the_file_and_stays_close(run, tmp_path):
@@ -58,7 +59,7 @@ def test_fp16_safetensors_halves_the_file_and_stays_close(run, tmp_path):
     assert half.name == "cleaner_fp16.safetensors" and half.stat().st_size < 0.6 * full.stat().st_size
     f, o = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
     with torch.no_grad():
-        diff = (load_cleaner(half).clean(f, o) - load_cleaner(full).clean(f, o)).abs().max()
+        diff = (load_cleaner(half).clean(o, f) - load_cleaner(full).clean(o, f)).abs().max()
     assert diff < 1e-2
 
 
@@ -82,7 +83,7 @@ def test_onnx_export_matches_pytorch_in_onnxruntime(run, tmp_path, fp16):
     f, o = torch.rand(3, 3, 96, 96), torch.rand(3, 3, 96, 96)
     got = torch.from_numpy(sess.run(None, {"fused": f.numpy(), "original": o.numpy()})[0])
     with torch.no_grad():
-        ref = _trained(run).clean(f, o)
+        ref = _trained(run).clean(o, f)
     assert got.shape == (3, 3, 96, 96)
     torch.testing.assert_close(got, ref, rtol=0, atol=2e-2 if fp16 else 1e-4)
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no half-written .part left

@@ -75,13 +75,13 @@ def test_clean_takes_any_size_in_unit_range_and_matches_forward():
     model = MAResUNet(**TINY).eval()
     fused, original = torch.rand(2, 3, 40, 50), torch.rand(2, 3, 40, 50)
     with torch.no_grad():
-        out = model.clean(fused, original)
+        out = model.clean(original, fused)
         assert out.shape == (2, 3, 40, 50) and out.min() >= 0 and out.max() <= 1
         f64, o64 = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
         direct = ((model(torch.cat([f64, o64], 1) * 2 - 1) + 1) / 2).clamp(0, 1)
-        torch.testing.assert_close(model.clean(f64, o64), direct)
+        torch.testing.assert_close(model.clean(o64, f64), direct)
     with pytest.raises(ValueError):
-        model.clean(fused, original[:, :, :32])
+        model.clean(original, fused[:, :, :32])
 
 
 def test_imagenet_encoder_mapping_fills_encoder_only(tmp_path):

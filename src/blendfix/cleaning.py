@@ -29,6 +29,7 @@ import torch
 from .blend.fuse import fuse
 from .device import resolve_device, resolve_precision
 from .io import check_same_size
+from .nets.maresunet import network_input, network_output
 from .tensors import check_image, check_mask, image_to_tensor, tensor_to_image
 from .tiling import crop, pad_square, padded_side, tiled
 
@@ -191,8 +192,7 @@ class Cleaner:
     @torch.no_grad()
     def run_network(self, original: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` [0, 1] pair -> cleaned ``(B, 3, H, W)`` [0, 1] (any H, W)."""
-        x = torch.cat([fused, original], dim=1).to(self.device) * 2 - 1  # [F, I] in [-1, 1]
-        x, size = pad_square(x)
+        x, size = pad_square(network_input(original.to(self.device), fused.to(self.device)))
         autocast = self.device.type == "cuda" and self.dtype != torch.float32
 
         def net(t: torch.Tensor) -> torch.Tensor:
@@ -205,7 +205,7 @@ class Cleaner:
         else:
             tile = padded_side(self.config.tile, self.config.tile)
             y = tiled(net, x, tile, min(self.config.overlap, tile // 2), out_channels=3)
-        return ((crop(y, size) + 1) / 2).clamp(0, 1).cpu()
+        return network_output(crop(y, size)).cpu()
 
     def runtime(self) -> dict[str, Any]:
         """Facts for reports: method, seconds per image, parameter count, device, precision."""

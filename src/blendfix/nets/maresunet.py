@@ -219,17 +219,33 @@ class MAResUNet(nn.Module):
         y = self.finalconv3(y)
         return y + x_in[:, : y.shape[1]] if self.residual else y
 
-    def clean(self, fused: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-        """Fused and original ``(B, 3, H, W)`` in ``[0, 1]`` -> cleaned ``(B, 3, H, W)`` in ``[0, 1]``.
+    def clean(self, original: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
+        """Original and fused ``(B, 3, H, W)`` in ``[0, 1]`` -> cleaned ``(B, 3, H, W)`` in ``[0, 1]``.
 
         Any size: the pair is padded to a square side that is a multiple of 32 and the result cropped
         back, exactly as ``blendfix clean`` does (:func:`blendfix.tiling.pad_square`).
         """
         if fused.shape != original.shape or fused.ndim != 4 or fused.shape[1] != 3:
-            raise ValueError(f"fused and original must both be (B, 3, H, W), got {tuple(fused.shape)} "
-                             f"and {tuple(original.shape)}")
-        x, size = pad_square(torch.cat([fused, original], 1) * 2 - 1, SIZE_MULTIPLE)
-        return ((crop(self(x), size) + 1) / 2).clamp(0, 1)
+            raise ValueError(f"original and fused must both be (B, 3, H, W), got {tuple(original.shape)} "
+                             f"and {tuple(fused.shape)}")
+        x, size = pad_square(network_input(original, fused), SIZE_MULTIPLE)
+        return network_output(crop(self(x), size))
+
+
+def to_signed(x: torch.Tensor) -> torch.Tensor:
+    """``[0, 1]`` images -> ``[-1, 1]`` (the network's value range, also of its training targets)."""
+    return x * 2 - 1
+
+
+def network_input(original: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
+    """The one place the network's input is made: ``(original I, fused F)`` ``(B, 3, H, W)`` in ``[0, 1]``
+    -> ``cat([F, I])`` ``(B, 6, H, W)`` in ``[-1, 1]`` (F first, as the released code)."""
+    return to_signed(torch.cat([fused, original], 1))
+
+
+def network_output(y: torch.Tensor) -> torch.Tensor:
+    """The network's ``[-1, 1]`` output -> an image in ``[0, 1]`` (clamped)."""
+    return ((y + 1) / 2).clamp(0, 1)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..checkpoints import load_file
 from ..io import atomic_write
-from ..nets.maresunet import MAResUNet
+from ..nets.maresunet import MAResUNet, network_input, network_output
 from .runs import latest_checkpoint, load_training_checkpoint, resolve_run
 
 WEIGHTS_NAME = "cleaner.safetensors"
@@ -58,7 +58,7 @@ def _from_run(run: str | os.PathLike) -> tuple[MAResUNet, dict[str, Any]]:
 
 
 def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") -> MAResUNet:
-    """A trained MAResU-Net in eval mode on ``device`` (float32); call ``.clean(fused, original)``.
+    """A trained MAResU-Net in eval mode on ``device`` (float32); call ``.clean(original, fused)``.
 
     ``source``: an exported ``cleaner.safetensors`` (``cleaner.json`` beside it) or its folder; a
     training run folder, a folder of numbered runs (newest) or a training checkpoint file; or the
@@ -102,14 +102,17 @@ def export_safetensors(run: str | os.PathLike, out_dir: str | os.PathLike, fp16:
     blob = save(state, metadata={"format": "pt", "architecture": "maresunet"})
     atomic_write(path, lambda: blob)
     meta = {"architecture": "maresunet", "model": model.config, "dtype": "fp16" if fp16 else "fp32",
-            "input": "MAResUNet.clean(fused, original): (B,3,H,W) RGB in [0,1] -> (B,3,H,W) in [0,1]; "
+            "input": "MAResUNet.clean(original, fused): (B,3,H,W) RGB in [0,1] -> (B,3,H,W) in [0,1]; "
                      "raw forward: cat([F, I]) in [-1,1], square side multiple of 32", **info}
     atomic_write(path.with_suffix(".json"), json.dumps(meta, indent=1).encode)
     return path
 
 
 class OnnxCleaner(nn.Module):
-    """``(fused, original)`` in ``[0, 1]`` -> cleaned image in ``[0, 1]`` (square, side multiple of 32)."""
+    """``(fused, original)`` in ``[0, 1]`` -> cleaned image in ``[0, 1]`` (square, side multiple of 32).
+
+    The graph's inputs keep the names and order ``fused, original`` of the published ONNX files; the
+    conversion itself is :func:`~blendfix.nets.maresunet.network_input` / ``network_output``."""
 
     def __init__(self, net: MAResUNet, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
@@ -118,8 +121,7 @@ class OnnxCleaner(nn.Module):
         self.eval()  # the exporter restores the wrapper's own mode on the whole tree afterwards
 
     def forward(self, fused: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-        x = (torch.cat([fused, original], 1) * 2 - 1).to(self.dtype)
-        return ((self.net(x).float() + 1) / 2).clamp(0, 1)
+        return network_output(self.net(network_input(original, fused).to(self.dtype)).float())
 
 
 def export_onnx(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool = False, check_size: int = 64,

@@ -31,7 +31,7 @@ from ..config import save_config
 from ..data.dataset import BlendDataset, InfiniteSampler, collate
 from ..device import resolve_device
 from ..errors import ShownWarning
-from ..nets.maresunet import count_parameters
+from ..nets.maresunet import count_parameters, network_input, to_signed
 from .builders import DiscFactory, build_model, build_perceptual, default_discriminator
 from .config import TrainConfig, check, effective_weights
 from .losses import GANLoss, GeneratorLoss
@@ -183,8 +183,8 @@ class Trainer:
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         """One generator + discriminator update on a collated batch (images in ``[0, 1]``)."""
         dev = self.device
-        x = torch.cat([batch["fused"], batch["original"]], 1).to(dev, non_blocking=True) * 2 - 1
-        target = batch["target"].to(dev, non_blocking=True) * 2 - 1
+        x = network_input(batch["original"].to(dev, non_blocking=True), batch["fused"].to(dev, non_blocking=True))
+        target = to_signed(batch["target"].to(dev, non_blocking=True))
         self.model.train()
         disc_fn = None
         if self.disc is not None:

@@ -52,7 +52,7 @@ def validate(model: MAResUNet, dataset: BlendDataset, device: torch.device, max_
             s = dataset[i]
             fused, original, target = (s[k][None].to(device) for k in ("fused", "original", "target"))
             with autocast():
-                out = model.clean(fused, original).float()
+                out = model.clean(original, fused).float()
             out_psnr.append(psnr(out, target))
             in_psnr.append(psnr(fused, target))
             grad_err.append(float(gradient_loss(out, target)))
