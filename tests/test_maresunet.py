@@ -120,9 +120,9 @@ def test_residual_option_starts_from_the_fused_image_with_the_released_layout():
     with torch.no_grad():
         assert torch.equal(res.eval()(x), x[:, :3])  # untrained: returns F unchanged
     res.finalconv3.bias.data.fill_(0.1)
-    from blendfix.train.export import _model_from
+    from blendfix.cleaner_weights import model_from
 
-    again = _model_from(res.config, res.state_dict())
+    again = model_from(res.config, res.state_dict())
     with torch.no_grad():
         assert again.residual and torch.allclose(again(x), x[:, :3] + 0.1, atol=1e-6)
 
@@ -146,7 +146,7 @@ def test_input_skip_reaches_full_resolution_detail_and_keeps_the_other_keys():
     with torch.no_grad():
         d = (skip(y) - skip(x)).abs().sum(1)[0]
     assert d[31, 31] > 0 and d[29:34, 29:34].sum() > 0.5 * d.sum()
-    from blendfix.train.export import _model_from
+    from blendfix.cleaner_weights import model_from
 
-    again = _model_from(skip.config, skip.state_dict())
+    again = model_from(skip.config, skip.state_dict())
     assert again.input_skip and torch.equal(again.eval()(y), skip(y))

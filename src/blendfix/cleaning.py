@@ -78,8 +78,8 @@ def prepare_fused(original: np.ndarray, fused: np.ndarray | None = None, edited:
 def load_network(weights: str, device: torch.device) -> torch.nn.Module:
     """A trained cleaner from a registered name, an exported file, a run folder or a checkpoint."""
     from .checkpoints import verify_sha256
+    from .cleaner_weights import load_cleaner
     from .registry import CHECKPOINTS, checkpoint_path
-    from .train.export import load_cleaner
 
     path = Path(weights).expanduser()
     if path.exists():

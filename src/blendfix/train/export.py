@@ -13,92 +13,28 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from ..checkpoints import load_file
+from ..cleaner_weights import CONFIG_NAME, WEIGHTS_NAME, file_stem, from_run, load_cleaner, model_from  # noqa: F401
 from ..io import atomic_write
 from ..nets.maresunet import MAResUNet, network_input, network_output
-from .runs import latest_checkpoint, load_training_checkpoint, resolve_run
 
-WEIGHTS_NAME = "cleaner.safetensors"
-CONFIG_NAME = "cleaner.json"
-
-
-def _stem(fp16: bool) -> str:
-    return "cleaner_fp16" if fp16 else "cleaner"
 #: Max abs difference (in [0, 1] image units) accepted between onnxruntime and PyTorch.
 ONNX_TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
-
-
-def _model_from(config: dict[str, Any], state: dict[str, torch.Tensor]) -> MAResUNet:
-    keys = ("in_channels", "out_channels", "widths", "blocks", "head_width", "residual", "input_skip")
-    kwargs = {k: (tuple(config[k]) if k in ("widths", "blocks") else config[k]) for k in keys if k in config}
-    model = MAResUNet(**kwargs)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
-    return model.eval()
-
-
-def _from_run(run: str | os.PathLike) -> tuple[MAResUNet, dict[str, Any]]:
-    path = Path(run)
-    ckpt = path if path.is_file() else latest_checkpoint(resolve_run(path))
-    if ckpt is None:
-        raise FileNotFoundError(f"{run}: no checkpoint in this run")
-    state = load_training_checkpoint(ckpt)
-    val = {k: float(v) for k, v in (state.get("val") or {}).items()}
-    info = {"source_checkpoint": str(ckpt), "step": int(state["step"]), "validation": val,
-            "below_identity": bool(val) and val.get("psnr", 0.0) < val.get("psnr_input", float("-inf"))}
-    if info["below_identity"]:
-        warnings.warn(f"{ckpt}: at its last validation this network scored {val['psnr']:.2f} dB against the target, "
-                      f"below its own input ({val['psnr_input']:.2f} dB): it makes photos worse. The export records "
-                      f"below_identity=true and `blendfix clean` warns when it is used.", stacklevel=2)
-    return _model_from(state["model_config"], state["model"]), info
-
-
-def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") -> MAResUNet:
-    """A trained MAResU-Net in eval mode on ``device`` (float32); call ``.clean(original, fused)``.
-
-    ``source``: an exported ``cleaner.safetensors`` (``cleaner.json`` beside it) or its folder; a
-    training run folder, a folder of numbered runs (newest) or a training checkpoint file; or the
-    released raw state_dict (e.g. ``iter_200000``, default architecture).
-    """
-    path = Path(source)
-    for name in (WEIGHTS_NAME, f"{_stem(True)}.safetensors"):
-        if path.is_dir() and (path / name).is_file():
-            path = path / name
-            break
-    if path.suffix == ".safetensors":
-        cfg_path = path.with_suffix(".json") if path.with_suffix(".json").is_file() else path.with_name(CONFIG_NAME)
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"{path}: its model config {path.with_suffix('.json').name} is missing beside it "
-                                    f"(written by `blendfix export`)")
-        meta = json.loads(cfg_path.read_text())
-        if meta.get("below_identity"):
-            warnings.warn(f"{path}: this cleaner scored below its own input at validation ({cfg_path.name}: "
-                          f"below_identity=true); its output may be worse than the fused image.", stacklevel=2)
-        return _model_from(meta["model"], load_file(path)).to(device)
-    if path.is_dir():
-        return _from_run(path)[0].to(device)
-    if not path.is_file():
-        raise FileNotFoundError(f"{source}: no such cleaner weights, run folder or checkpoint")
-    state = load_file(path)
-    if isinstance(state, dict) and "model" in state and "step" in state:
-        return _from_run(path)[0].to(device)
-    return _model_from({}, state).to(device)
 
 
 def export_safetensors(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool = False) -> Path:
     """Write ``cleaner.safetensors`` (+ ``cleaner.json``) from a run's newest checkpoint."""
     from safetensors.torch import save
 
-    model, info = _from_run(run)
+    model, info = from_run(run)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dtype = torch.float16 if fp16 else torch.float32
     state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
-    path = out / f"{_stem(fp16)}.safetensors"
+    path = out / f"{file_stem(fp16)}.safetensors"
     blob = save(state, metadata={"format": "pt", "architecture": "maresunet"})
     atomic_write(path, lambda: blob)
     meta = {"architecture": "maresunet", "model": model.config, "dtype": "fp16" if fp16 else "fp32",
@@ -130,10 +66,10 @@ def export_onnx(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool =
 
     Raises ``ValueError`` when onnxruntime and PyTorch differ by more than :data:`ONNX_TOLERANCE`.
     """
-    model, info = _from_run(run)
+    model, info = from_run(run)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{_stem(fp16)}.onnx"
+    path = out / f"{file_stem(fp16)}.onnx"
     part = path.with_name(f".{path.name}.part")  # checked before it takes the final name
     wrapper = OnnxCleaner(model, torch.float16 if fp16 else torch.float32)
     gen = torch.Generator().manual_seed(0)
@@ -151,7 +87,7 @@ def export_onnx(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool =
     check = (torch.rand(2, 3, check_size * 2, check_size * 2, generator=gen),
              torch.rand(2, 3, check_size * 2, check_size * 2, generator=gen))
     try:
-        diff = onnx_difference(part, OnnxCleaner(_from_run(run)[0]), check)
+        diff = onnx_difference(part, OnnxCleaner(from_run(run)[0]), check)
         tol = ONNX_TOLERANCE["fp16" if fp16 else "fp32"]
         if not diff <= tol:
             raise ValueError(f"{path}: onnxruntime differs from PyTorch by {diff:.3g} (> {tol}); export rejected")

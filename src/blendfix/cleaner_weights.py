@@ -1,0 +1,83 @@
+"""Loading a trained cleaner for inference: exported files, training runs, the released state_dict.
+
+``cleaner.safetensors`` holds the MAResU-Net state_dict; ``cleaner.json`` beside it holds the
+architecture config and provenance (written by ``blendfix export``, :mod:`blendfix.train.export`).
+Inference code imports this module, never :mod:`blendfix.train`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoints import load_file
+from .nets.maresunet import MAResUNet
+from .runlayout import latest_checkpoint, load_training_checkpoint, resolve_run
+
+WEIGHTS_NAME = "cleaner.safetensors"
+CONFIG_NAME = "cleaner.json"
+
+
+def file_stem(fp16: bool) -> str:
+    return "cleaner_fp16" if fp16 else "cleaner"
+
+
+def model_from(config: dict[str, Any], state: dict[str, torch.Tensor]) -> MAResUNet:
+    keys = ("in_channels", "out_channels", "widths", "blocks", "head_width", "residual", "input_skip")
+    kwargs = {k: (tuple(config[k]) if k in ("widths", "blocks") else config[k]) for k in keys if k in config}
+    model = MAResUNet(**kwargs)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
+    return model.eval()
+
+
+def from_run(run: str | os.PathLike) -> tuple[MAResUNet, dict[str, Any]]:
+    path = Path(run)
+    ckpt = path if path.is_file() else latest_checkpoint(resolve_run(path))
+    if ckpt is None:
+        raise FileNotFoundError(f"{run}: no checkpoint in this run")
+    state = load_training_checkpoint(ckpt)
+    val = {k: float(v) for k, v in (state.get("val") or {}).items()}
+    info = {"source_checkpoint": str(ckpt), "step": int(state["step"]), "validation": val,
+            "below_identity": bool(val) and val.get("psnr", 0.0) < val.get("psnr_input", float("-inf"))}
+    if info["below_identity"]:
+        warnings.warn(f"{ckpt}: at its last validation this network scored {val['psnr']:.2f} dB against the target, "
+                      f"below its own input ({val['psnr_input']:.2f} dB): it makes photos worse. The export records "
+                      f"below_identity=true and `blendfix clean` warns when it is used.", stacklevel=2)
+    return model_from(state["model_config"], state["model"]), info
+
+
+def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") -> MAResUNet:
+    """A trained MAResU-Net in eval mode on ``device`` (float32); call ``.clean(original, fused)``.
+
+    ``source``: an exported ``cleaner.safetensors`` (``cleaner.json`` beside it) or its folder; a
+    training run folder, a folder of numbered runs (newest) or a training checkpoint file; or the
+    released raw state_dict (e.g. ``iter_200000``, default architecture).
+    """
+    path = Path(source)
+    for name in (WEIGHTS_NAME, f"{file_stem(True)}.safetensors"):
+        if path.is_dir() and (path / name).is_file():
+            path = path / name
+            break
+    if path.suffix == ".safetensors":
+        cfg_path = path.with_suffix(".json") if path.with_suffix(".json").is_file() else path.with_name(CONFIG_NAME)
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"{path}: its model config {path.with_suffix('.json').name} is missing beside it "
+                                    f"(written by `blendfix export`)")
+        meta = json.loads(cfg_path.read_text())
+        if meta.get("below_identity"):
+            warnings.warn(f"{path}: this cleaner scored below its own input at validation ({cfg_path.name}: "
+                          f"below_identity=true); its output may be worse than the fused image.", stacklevel=2)
+        return model_from(meta["model"], load_file(path)).to(device)
+    if path.is_dir():
+        return from_run(path)[0].to(device)
+    if not path.is_file():
+        raise FileNotFoundError(f"{source}: no such cleaner weights, run folder or checkpoint")
+    state = load_file(path)
+    if isinstance(state, dict) and "model" in state and "step" in state:
+        return from_run(path)[0].to(device)
+    return model_from({}, state).to(device)
