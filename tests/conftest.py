@@ -58,6 +58,18 @@ class Fixture:
         self.inputs = dict(np.load(path / "inputs.npz")) if (path / "inputs.npz").exists() else {}
         self.outputs = dict(np.load(path / "outputs.npz")) if (path / "outputs.npz").exists() else {}
 
+    @property
+    def spec(self) -> dict:
+        """The fixture's ``spec.json``: every state_dict entry (key, shape, dtype, init) in order."""
+        import json
+
+        return json.loads((self.path / "spec.json").read_text())
+
+    def parameter_count(self) -> int:
+        """Trainable parameters of the published layout: every ``spec.json`` entry except BatchNorm buffers."""
+        buffers = ("running_mean", "running_var", "num_batches_tracked")
+        return sum(int(np.prod(e["shape"])) for e in self.spec["entries"] if not e["key"].endswith(buffers))
+
     def state_dict(self, spec: str = "spec.json"):
         if spec == "spec.json":
             return self._dw.build_state_dict(self.path)

@@ -9,6 +9,7 @@ import click
 
 from ..metrics.evaluate import evaluate_dirs
 from ..metrics.fid import SmallSampleWarning
+from .common import prepare_output
 
 
 def parse_methods(specs: tuple[str, ...]) -> dict[str, Path]:
@@ -52,6 +53,7 @@ def cmd(originals: Path, method_specs: tuple[str, ...], attributes_from: Path | 
         device: str, batch_size: int) -> int:
     """PSNR, SSIM, MAE, LPIPS and FID of each method against the originals, per attribute and overall."""
     methods = parse_methods(method_specs)
+    prepare_output(out_dir, {"--originals": originals, **{f"--method {k}": v for k, v in methods.items()}})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SmallSampleWarning)  # it is in the report's warnings, printed below
         report = evaluate_dirs(originals, methods, out_dir, attributes_from=attributes_from, lpips=not no_lpips,
