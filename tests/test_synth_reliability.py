@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -251,3 +252,25 @@ def test_a_rerun_from_another_folder_with_the_same_names_is_refused(photos, tmp_
     write_image(copy / "five.png", np.zeros((48, 48, 3), np.float32))
     with pytest.raises(BlendfixError, match="five.png"):
         run(copy, out)
+
+
+def test_a_kill_before_the_first_item_leaves_a_folder_that_says_so_and_resumes(photos, tmp_path):
+    from blendfix.data.dataset import BlendDataset
+
+    out, log = tmp_path / "set", tmp_path / "calls.log"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "FAKE_SYNTH_LOG": str(log), "FAKE_SYNTH_SLOW": "60"}
+    proc = subprocess.Popen([sys.executable, "-c", script(photos, out)], env=env, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (log.exists() and log.read_text()) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert log.read_text()  # it was inside its first item
+    visible = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if not p.name.startswith("."))
+    assert visible == [layout.CONFIG, layout.ITEMS]  # no manifest, no skip list, no item: nothing to misread
+    with pytest.raises(ValueError, match="no finished item yet.*synth"):
+        BlendDataset(out)
+    s = run(photos, out)
+    assert s.made == len(GOOD) and not [p for p in out.rglob(".*") if p.name != ".lock"]

@@ -113,6 +113,9 @@ class BlendDataset(Dataset):
             raise ValueError(f"crop must be positive, got {crop}")
         self.root = Path(root)
         items = list_items(root)
+        if not items:  # e.g. a synth run stopped (killed, disk full) before its first item
+            raise ValueError(f"{root}: the training set holds no finished item yet; run `blendfix synth` again "
+                             f"with the same -i and -o to resume it (finished items are kept).")
         if split != "all":
             want_val = split == "val"
             items = [p for p in items if in_validation(p.name, val_fraction, split_seed) == want_val]
