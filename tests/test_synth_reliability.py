@@ -233,6 +233,8 @@ def test_a_rerun_from_another_folder_with_the_same_names_is_refused(photos, tmp_
         run(other, out)
     msg = str(err.value)
     assert str(photos.resolve()) in msg and str(other) in msg and "-o" in msg
+    with pytest.raises(BlendfixError):  # and again: the refused run did not adopt the other folder
+        run(other, out)
     assert tree(out, skip=(".lock", layout.CONFIG)) == reference
 
     # the same photos in another place (moved, copied) are the same set: resumed, nothing redone

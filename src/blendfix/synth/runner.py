@@ -149,17 +149,17 @@ def run_synth(config: SynthConfig, out: str | os.PathLike, *, factory: Factory |
     with dataset_lock(out):
         check_config(out, config, checkpoints)
         sweep_partials(out, locked=True)  # the lock is ours: any temporary file here is a killed run's
-        before = recorded_input(out)
+        records, rerecorded = reconcile(out)
+        skip_path = out / SKIPPED
+        manifest.repair(skip_path)
+        skipped = manifest.latest_by_id(manifest.read(skip_path))
+        # before config.yaml records this run's input folder: a refused run must leave the old one
+        check_inputs(out, config.input, recorded_input(out), {t.item_id: t.path for t in tasks}, records, skipped)
         extra: dict[str, Any] = {"blendfix_version": __version__, "checkpoints": checkpoints,
                                  INPUT_RESOLVED: str(Path(config.input).resolve())}
         if shard is not None:
             extra["shard"] = f"{shard[0]}/{shard[1]}"
         save_config(config, out / layout.CONFIG, extra=extra)
-        records, rerecorded = reconcile(out)
-        skip_path = out / SKIPPED
-        manifest.repair(skip_path)
-        skipped = manifest.latest_by_id(manifest.read(skip_path))
-        check_inputs(out, config.input, before, {t.item_id: t.path for t in tasks}, records, skipped)
         selected = {t.item_id for t in tasks}
         summary.rerecorded = len(selected & rerecorded)
         summary.already_done = len(selected & records.keys()) - summary.rerecorded
