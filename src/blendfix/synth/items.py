@@ -55,6 +55,7 @@ class Task:
     item_id: str
     seed: int
     attribute: str
+    editor: str = ""  # the editor of this item ("" = the set's editor)
 
 
 class ItemMaker(Protocol):
@@ -118,7 +119,8 @@ def base_record(task: Task, ctx: RunContext) -> dict[str, Any]:
     cfg = ctx.config
     return {"id": task.item_id, "source": task.source, "rel": task.rel, "attribute": task.attribute,
             "source_sha256": file_sha256(task.path), "source_size": os.path.getsize(task.path),
-            "seed": task.seed, "global_seed": cfg.seed, "editor": cfg.editor, "resolution": cfg.resolution,
+            "seed": task.seed, "global_seed": cfg.seed, "editor": task.editor or cfg.editor,
+            "resolution": cfg.resolution,
             "checkpoints": dict(ctx.checkpoints), "blendfix_version": __version__}
 
 
