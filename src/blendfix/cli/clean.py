@@ -16,7 +16,7 @@ import click
 from ..cleaning import METHODS, CleanConfig, Cleaner, prepare_fused
 from ..errors import BlendfixError
 from ..io import atomic_write, list_images, match_by_stem, read_image, read_mask, write_image
-from .common import device_options, progress, refuse_overwriting_inputs, report_failures
+from .common import device_options, prepare_output, progress, refuse_overwriting_inputs, report_failures
 
 
 def _match(origs: list[Path], other: Path, name: str, serves_all: bool = False) -> dict[Path, Path]:
@@ -90,6 +90,7 @@ def cmd(original: Path, fused: Path | None, edited: Path | None, mask: Path | No
     pairs = _pairs(original, fused, edited, mask)
     refuse_overwriting_inputs([out_dir / f"{p['original'].stem}.png" for p in pairs] + [out_dir / "runtime.json"],
                               [f for p in pairs for f in p.values()])
+    prepare_output(out_dir, {"-i": original, "--fused": fused, "--edited": edited, "--mask": mask})
     per_item: dict[str, str] = {}
     if attributes_from is not None:
         from ..metrics.evaluate import read_attributes

@@ -23,7 +23,7 @@ from ..edit import get_editor
 from ..edit.base import EditResult
 from ..edit.fusion import apply_fusion
 from ..io import list_images, read_image, to_uint8, write_image, write_mask
-from .common import device_options, refuse_overwriting_inputs, report_failures, run_each
+from .common import device_options, prepare_output, refuse_overwriting_inputs, report_failures, run_each
 
 PANELS = ("I", "I'", "T", "M", "F")
 OUTPUTS = ("inverted", "edited", "mask", "fused", "strip")
@@ -121,6 +121,7 @@ def cmd(input_path: Path, attributes: tuple[str, ...], editor_name: str, alpha: 
     # -o = the photo folder: a rerun would find the last run's <stem>_fused.png (etc.) among the photos
     refuse_overwriting_inputs([out_dir / f"{result_stem(f, a, attrs)}_{k}.png" for f in files for a in attrs
                                for k in OUTPUTS], files)
+    prepare_output(out_dir, {"-i": input_path})
 
     def one(path: Path) -> None:
         image = _resize(read_image(path), resolution)

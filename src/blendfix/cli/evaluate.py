@@ -9,6 +9,7 @@ import click
 
 from ..metrics.evaluate import evaluate_dirs
 from ..metrics.fid import SmallSampleWarning
+from .common import prepare_output
 
 
 def parse_methods(specs: tuple[str, ...]) -> dict[str, Path]:
@@ -63,6 +64,7 @@ def cmd(originals: Path, truth_dir: Path | None, mask_dir: Path | None, method_s
     scores: vs truth, seam and edit kept, per attribute and per artifact kind (docs/metrics.md).
     """
     methods = parse_methods(method_specs)
+    prepare_output(out_dir, {"--originals": originals, **{f"--method {k}": v for k, v in methods.items()}})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SmallSampleWarning)  # it is in the report's warnings, printed below
         report = evaluate_dirs(originals, methods, out_dir, attributes_from=attributes_from, truth=truth_dir,
