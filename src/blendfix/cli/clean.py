@@ -8,6 +8,7 @@ for ``poisson``) is skipped and listed at the end, and the exit code is 1.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -63,6 +64,14 @@ def _other(pair: dict) -> Path:
     return pair.get("fused", pair.get("edited"))
 
 
+def _unexpected(e: Exception) -> str:
+    """One line for a pair that failed with something other than a user error (e.g. out of memory)."""
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    hint = ("; try a smaller --tile or --batch-size 1" if isinstance(e, MemoryError) or "memory" in msg.lower()
+            else "; rerun with BLENDFIX_DEBUG=1 for the traceback and please report it")
+    return f"could not be cleaned ({type(e).__name__}: {msg}){hint}"
+
+
 def _echo_warnings(caught: list[warnings.WarningMessage], name: str) -> None:
     for w in caught:
         click.echo(f"warning: {name}: {w.message}", err=True)
@@ -114,18 +123,26 @@ def cmd(original: Path, fused: Path | None, edited: Path | None, mask: Path | No
         for (pair, _, _), img in zip(items, outs, strict=True):
             write_image(out_dir / f"{pair['original'].stem}.png", img)
 
+    def run_one(item: tuple[dict, object, object]) -> None:
+        try:
+            run([item])
+        except user_errors as e:
+            failures.append((item[0]["original"].name, str(e)))
+        except Exception as e:  # noqa: BLE001 - e.g. out of memory: this pair fails, the others go on
+            if os.environ.get("BLENDFIX_DEBUG"):
+                raise
+            failures.append((item[0]["original"].name, _unexpected(e)))
+
     def flush() -> None:
         """Clean the batch; if it fails, clean its pairs one by one so one bad pair skips only itself."""
-        if not batch:
-            return
-        try:
-            run(batch)
-        except user_errors:
-            for item in batch:
-                try:
-                    run([item])
-                except user_errors as e:
-                    failures.append((item[0]["original"].name, str(e)))
+        if len(batch) == 1:
+            run_one(batch[0])
+        elif batch:
+            try:
+                run(batch)
+            except Exception:  # noqa: BLE001 - retried pair by pair, each failure listed on its own
+                for item in batch:
+                    run_one(item)
         batch.clear()
 
     for pair in progress(pairs, f"clean ({cleaner.method})", total=len(pairs)):

@@ -1,0 +1,101 @@
+"""Reliability of `blendfix clean`: tile-bounded memory, one failing pair never stops a folder run,
+malformed cleaner weights refused with one clear error, one writer per output folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from blendfix.cleaning import CleanConfig, Cleaner
+from blendfix.cli import main
+from blendfix.io import read_image, write_image
+from blendfix.nets.maresunet import MAResUNet
+from blendfix.tiling import crop, pad_square, padded_side, run_padded, tiled
+
+TINY_NET = {"widths": (16, 16, 16, 16), "blocks": (1, 1, 1, 1), "head_width": 8}
+
+
+def _tiny_maresunet(seed: int = 0) -> MAResUNet:
+    torch.manual_seed(seed)
+    return MAResUNet(**TINY_NET).eval()
+
+
+class Recording(torch.nn.Module):
+    """Wraps a network and records the shape of every input it is given."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net, self.seen = net, []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(tuple(x.shape))
+        return self.net(x)
+
+
+def _old_padded_then_tiled(net, x, tile, overlap):
+    """The former rule: pad the whole image to a square, then tile that square."""
+    p, size = pad_square(x)
+    if p.shape[-1] <= tile:
+        return crop(net(p), size)
+    t = padded_side(tile, tile)
+    return crop(tiled(net, p, t, min(overlap, t // 2), out_channels=3), size)
+
+
+@torch.no_grad()
+def test_tiles_are_padded_one_by_one_and_equal_padding_the_whole_image():
+    net = _tiny_maresunet()
+    g = torch.Generator().manual_seed(1)
+    for h, w in [(640, 40), (40, 300), (200, 170)]:  # elongated both ways, and one padded with reflection
+        x = torch.rand(1, 6, h, w, generator=g) * 2 - 1
+        rec = Recording(net)
+        new = run_padded(rec, x, tile=128, overlap=32, out_channels=3)
+        assert new.shape == (1, 3, h, w)
+        assert torch.equal(new, _old_padded_then_tiled(net, x, 128, 32))
+        assert set(rec.seen) == {(1, 6, 128, 128)}  # never the padded square of the longer side
+    # an image that fits one tile is run untiled, exactly as before
+    x = torch.rand(2, 6, 50, 70, generator=g)
+    whole = crop(net(pad_square(x)[0]), (50, 70))
+    assert torch.equal(run_padded(net, x, tile=1024, overlap=128, out_channels=3), whole)
+
+
+def test_a_very_elongated_image_needs_tile_sized_inputs_only():
+    """4000x32 used to become a 4000x4000 input (30000x32: 21.6 GB); now tiles of the tile size, and
+    only the ones that touch the image (a number that grows with the long side, not its square)."""
+    rec = Recording(_tiny_maresunet())
+    rng = np.random.default_rng(0)
+    orig, fused = (rng.random((4000, 32, 3), dtype=np.float32) for _ in range(2))
+    cleaner = Cleaner(CleanConfig(device="cpu", tile=512, overlap=128), network=rec)
+    out = cleaner([orig], [fused])[0]
+    assert out.shape == (4000, 32, 3) and np.isfinite(out).all()
+    assert set(rec.seen) == {(1, 6, 512, 512)}
+    assert len(rec.seen) == 11  # ceil((4000 - 512) / 384) + 1 tiles along the long side, one across
+
+
+class FailsOnLargeInputs(torch.nn.Module):
+    """Stands in for a network that runs out of memory on one pair of a folder."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(6, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] > 128:
+            raise RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 21600000000 bytes.")
+        return torch.tanh(self.conv(x))
+
+
+def test_one_failing_pair_never_stops_a_folder_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("blendfix.cleaning.load_network", lambda weights, device: FailsOnLargeInputs())
+    rng = np.random.default_rng(0)
+    sizes = {"a": (64, 64), "b": (40, 300), "c": (64, 64), "d": (96, 80)}
+    for d in ("orig", "fused"):
+        (tmp_path / d).mkdir()
+        for stem, (h, w) in sizes.items():
+            write_image(tmp_path / d / f"{stem}.png", rng.random((h, w, 3), dtype=np.float32))
+    code = main(["clean", "-i", str(tmp_path / "orig"), "--fused", str(tmp_path / "fused"), "-o",
+                 str(tmp_path / "out"), "--method", "network", "--weights", "any", "--device", "cpu"])
+    assert code == 1
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["a.png", "c.png", "d.png"]
+    err = capsys.readouterr().err
+    assert "b.png: could not be cleaned (RuntimeError" in err and "--tile" in err and "internal error" not in err
+    assert read_image(tmp_path / "out" / "d.png").shape == (96, 80, 3)
