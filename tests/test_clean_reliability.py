@@ -4,6 +4,7 @@ malformed cleaner weights refused with one clear error, one writer per output fo
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from blendfix.cleaning import CleanConfig, Cleaner
@@ -99,3 +100,104 @@ def test_one_failing_pair_never_stops_a_folder_run(tmp_path, monkeypatch, capsys
     err = capsys.readouterr().err
     assert "b.png: could not be cleaned (RuntimeError" in err and "--tile" in err and "internal error" not in err
     assert read_image(tmp_path / "out" / "d.png").shape == (96, 80, 3)
+
+
+def _tiny_state() -> dict[str, torch.Tensor]:
+    return _tiny_maresunet().state_dict()
+
+
+def _save_export(folder, state, model=None, raw_json=None):
+    """A ``cleaner.safetensors`` + ``cleaner.json`` pair as `blendfix export` writes it."""
+    import json
+
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "cleaner.safetensors"))
+    meta = {"architecture": "maresunet", "model": model if model is not None else dict(TINY_NET, residual=False)}
+    (folder / "cleaner.json").write_text(raw_json if raw_json is not None else json.dumps(meta, default=list))
+    return folder / "cleaner.safetensors"
+
+
+def _malformed(kind: str, tmp):
+    """Writes one malformed cleaner of the given kind; returns (path to pass, the file the error must name)."""
+    state = _tiny_state()
+    if kind in ("int32", "uint8"):
+        dt = getattr(torch, kind)
+        p = _save_export(tmp, {k: (v * 100).to(dt) if v.is_floating_point() else v for k, v in state.items()})
+        return p, p
+    if kind == "wrong_shapes":
+        p = _save_export(tmp, state, model=dict(TINY_NET, widths=[16, 16, 16, 32]))
+        return p, p
+    if kind == "missing_keys":
+        p = _save_export(tmp, {k: v for k, v in state.items() if not k.startswith("decoder1.")})
+        return p, p
+    if kind == "nan":
+        state["finalconv3.bias"] = torch.full_like(state["finalconv3.bias"], float("nan"))
+        p = _save_export(tmp, state)
+        return p, p
+    if kind == "raw_tensor":
+        torch.save(torch.zeros(3, 3), tmp / "weights.pt")
+        return tmp / "weights.pt", tmp / "weights.pt"
+    if kind == "text_file":
+        (tmp / "weights.pt").write_text("these are not weights\n")
+        return tmp / "weights.pt", tmp / "weights.pt"
+    if kind == "truncated":
+        p = _save_export(tmp, state)
+        p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+        return p, p
+    if kind == "json_without_model":
+        p = _save_export(tmp, state, raw_json='{"architecture": "maresunet"}')
+        return p, tmp / "cleaner.json"
+    if kind == "json_invalid":
+        p = _save_export(tmp, state, raw_json='{"model": {"widths": [16, 16')
+        return p, tmp / "cleaner.json"
+    if kind == "huge_declared":  # a small file whose config asks for a network of many GB
+        p = _save_export(tmp, state, model={"widths": [2048] * 4, "blocks": [64] * 4, "head_width": 1024})
+        return p, tmp / "cleaner.json"
+    if kind == "checkpoint_huge_config":
+        torch.save({"step": 1, "model": state, "model_config": {"widths": [4096] * 4}}, tmp / "step_00000001.pt")
+        return tmp / "step_00000001.pt", tmp / "step_00000001.pt"
+    raise AssertionError(kind)
+
+
+MALFORMED = ["int32", "uint8", "wrong_shapes", "missing_keys", "nan", "raw_tensor", "text_file", "truncated",
+             "json_without_model", "json_invalid", "huge_declared", "checkpoint_huge_config"]
+
+
+@pytest.mark.parametrize("kind", MALFORMED)
+def test_malformed_cleaner_weights_give_one_clear_error_naming_the_file(kind, tmp_path, monkeypatch, capsys):
+    import blendfix.nets.maresunet as mn
+
+    (tmp_path / "w").mkdir()
+    src, named = _malformed(kind, tmp_path / "w")
+    built_for_real = []
+    real_init = mn.MAResUNet.__init__
+
+    def spy(self, *a, **kw):  # a network built outside the meta device is a real allocation
+        if torch.empty(0).device.type != "meta":
+            built_for_real.append(kw)
+        real_init(self, *a, **kw)
+
+    monkeypatch.setattr(mn.MAResUNet, "__init__", spy)
+    rng = np.random.default_rng(0)
+    write_image(tmp_path / "o.png", rng.random((64, 64, 3), dtype=np.float32))
+    write_image(tmp_path / "f.png", rng.random((64, 64, 3), dtype=np.float32))
+    code = main(["clean", "-i", str(tmp_path / "o.png"), "--fused", str(tmp_path / "f.png"), "-o",
+                 str(tmp_path / "out"), "--method", "network", "--weights", str(src), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert f"error: {named}:" in err and "internal error" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not built_for_real  # every check ran before a network was allocated
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.png"))
+
+
+def test_well_formed_weights_still_load_and_fp16_ones_too(tmp_path):
+    from blendfix.train.export import load_cleaner
+
+    state = _tiny_state()
+    for name, st in (("fp32", state), ("fp16", {k: v.half() if v.is_floating_point() else v
+                                                for k, v in state.items()})):
+        net = load_cleaner(_save_export(tmp_path / name, st))
+        assert torch.equal(net.finalconv3.weight, st["finalconv3.weight"].float())

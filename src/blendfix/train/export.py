@@ -19,8 +19,10 @@ import torch
 from torch import nn
 
 from ..checkpoints import load_file
+from ..errors import BlendfixError
 from ..io import atomic_write
 from ..nets.maresunet import MAResUNet
+from .cleaner_check import build_checked, expected_state, model_kwargs, read_cleaner_json
 from .runs import latest_checkpoint, load_training_checkpoint, resolve_run
 
 WEIGHTS_NAME = "cleaner.safetensors"
@@ -33,12 +35,11 @@ def _stem(fp16: bool) -> str:
 ONNX_TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
 
 
-def _model_from(config: dict[str, Any], state: dict[str, torch.Tensor]) -> MAResUNet:
-    keys = ("in_channels", "out_channels", "widths", "blocks", "head_width", "residual")
-    kwargs = {k: (tuple(config[k]) if k in ("widths", "blocks") else config[k]) for k in keys if k in config}
-    model = MAResUNet(**kwargs)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
-    return model.eval()
+def _model_from(config: dict[str, Any], state: dict[str, torch.Tensor], where: str | os.PathLike = "weights"
+                ) -> MAResUNet:
+    """The declared network with ``state`` loaded, after the checks of :mod:`.cleaner_check` (``where``
+    names the file in errors)."""
+    return build_checked(config, state, where)
 
 
 def _from_run(run: str | os.PathLike) -> tuple[MAResUNet, dict[str, Any]]:
@@ -47,8 +48,11 @@ def _from_run(run: str | os.PathLike) -> tuple[MAResUNet, dict[str, Any]]:
     if ckpt is None:
         raise FileNotFoundError(f"{run}: no checkpoint in this run")
     state = load_training_checkpoint(ckpt)
+    if "model_config" not in state:
+        raise BlendfixError(f"{ckpt}: a training checkpoint without 'model_config'; it was not written by "
+                            f"`blendfix train`")
     info = {"source_checkpoint": str(ckpt), "step": int(state["step"])}
-    return _model_from(state["model_config"], state["model"]), info
+    return _model_from(state["model_config"], state["model"], ckpt), info
 
 
 def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") -> MAResUNet:
@@ -68,7 +72,9 @@ def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") 
         if not cfg_path.is_file():
             raise FileNotFoundError(f"{path}: its model config {path.with_suffix('.json').name} is missing beside it "
                                     f"(written by `blendfix export`)")
-        return _model_from(json.loads(cfg_path.read_text())["model"], load_file(path)).to(device)
+        config = read_cleaner_json(cfg_path)  # checked before the (possibly large) tensors are read
+        expected_state(model_kwargs(config, str(cfg_path)), str(cfg_path))  # declared size, on meta
+        return _model_from(config, load_file(path), path).to(device)
     if path.is_dir():
         return _from_run(path)[0].to(device)
     if not path.is_file():
@@ -76,7 +82,7 @@ def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") 
     state = load_file(path)
     if isinstance(state, dict) and "model" in state and "step" in state:
         return _from_run(path)[0].to(device)
-    return _model_from({}, state).to(device)
+    return _model_from({}, state, path).to(device)
 
 
 def export_safetensors(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool = False) -> Path:
