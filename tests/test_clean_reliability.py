@@ -201,3 +201,50 @@ def test_well_formed_weights_still_load_and_fp16_ones_too(tmp_path):
                                                 for k, v in state.items()})):
         net = load_cleaner(_save_export(tmp_path / name, st))
         assert torch.equal(net.finalconv3.weight, st["finalconv3.weight"].float())
+
+
+class Gate(torch.nn.Module):
+    """A network that waits (inside the first run's forward) until the test lets it go on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+
+        self.inside, self.go = threading.Event(), threading.Event()
+        self.conv = torch.nn.Conv2d(6, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.inside.set()
+        assert self.go.wait(60)
+        return x[:, :3]
+
+
+def test_a_second_clean_run_into_the_same_folder_is_refused(tmp_path, monkeypatch, capsys):
+    import json
+    import threading
+
+    gate = Gate()
+    monkeypatch.setattr("blendfix.cleaning.load_network", lambda weights, device: gate)
+    rng = np.random.default_rng(0)
+    for d in ("orig", "fused"):
+        (tmp_path / d).mkdir()
+        for i in range(3):
+            write_image(tmp_path / d / f"x{i}.png", rng.random((64, 64, 3), dtype=np.float32))
+    common = ["clean", "-i", str(tmp_path / "orig"), "--fused", str(tmp_path / "fused"), "-o", str(tmp_path / "out"),
+              "--device", "cpu"]
+    codes = {}
+    first = threading.Thread(target=lambda: codes.setdefault("network", main([*common, "--method", "network",
+                                                                              "--weights", "w"])))
+    first.start()
+    try:
+        assert gate.inside.wait(60)  # the first run is writing the folder now
+        codes["fused"] = main([*common, "--method", "fused"])
+    finally:
+        gate.go.set()
+        first.join(60)
+    assert codes == {"network": 0, "fused": 1}
+    assert "another blendfix clean run is writing into this folder" in capsys.readouterr().err
+    assert json.loads((tmp_path / "out" / "runtime.json").read_text())["method"] == "network"
+    for i in range(3):  # every output is the first run's (the gate returns F)
+        assert np.array_equal(read_image(tmp_path / "out" / f"x{i}.png"), read_image(tmp_path / "fused" / f"x{i}.png"))
+    assert main([*common, "--method", "fused"]) == 0  # once the first run is done, the folder is free
