@@ -36,14 +36,14 @@ _FIX = "re-export it with `blendfix export`, or point --weights at the run folde
 
 
 def read_cleaner_json(path: Path) -> dict[str, Any]:
-    """The ``model`` section of a ``cleaner.json`` written by ``blendfix export``."""
+    """A ``cleaner.json`` written by ``blendfix export``, checked to hold a ``model`` mapping."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise BlendfixError(f"{path}: not a readable cleaner config ({e}); {_FIX}") from e
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
         raise BlendfixError(f"{path}: no 'model' section with the network's architecture; {_FIX}")
-    return data["model"]
+    return data
 
 
 def _ints(value: Any, n: int | None, key: str, where: str) -> tuple[int, ...]:

@@ -51,7 +51,14 @@ def _from_run(run: str | os.PathLike) -> tuple[MAResUNet, dict[str, Any]]:
     if "model_config" not in state:
         raise BlendfixError(f"{ckpt}: a training checkpoint without 'model_config'; it was not written by "
                             f"`blendfix train`")
-    info = {"source_checkpoint": str(ckpt), "step": int(state["step"])}
+    val = state.get("val") if isinstance(state.get("val"), dict) else {}
+    val = {k: float(v) for k, v in val.items() if isinstance(v, int | float)}
+    info = {"source_checkpoint": str(ckpt), "step": int(state["step"]), "validation": val,
+            "below_identity": bool(val) and val.get("psnr", 0.0) < val.get("psnr_input", float("-inf"))}
+    if info["below_identity"]:
+        warnings.warn(f"{ckpt}: at its last validation this network scored {val['psnr']:.2f} dB against the target, "
+                      f"below its own input ({val['psnr_input']:.2f} dB): it makes photos worse. The export records "
+                      f"below_identity=true and `blendfix clean` warns when it is used.", stacklevel=2)
     return _model_from(state["model_config"], state["model"], ckpt), info
 
 
@@ -72,9 +79,12 @@ def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") 
         if not cfg_path.is_file():
             raise FileNotFoundError(f"{path}: its model config {path.with_suffix('.json').name} is missing beside it "
                                     f"(written by `blendfix export`)")
-        config = read_cleaner_json(cfg_path)  # checked before the (possibly large) tensors are read
-        expected_state(model_kwargs(config, str(cfg_path)), str(cfg_path))  # declared size, on meta
-        return _model_from(config, load_file(path), path).to(device)
+        meta = read_cleaner_json(cfg_path)  # checked before the (possibly large) tensors are read
+        expected_state(model_kwargs(meta["model"], str(cfg_path)), str(cfg_path))  # declared size, on meta
+        if meta.get("below_identity"):
+            warnings.warn(f"{path}: this cleaner scored below its own input at validation ({cfg_path.name}: "
+                          f"below_identity=true); its output may be worse than the fused image.", stacklevel=2)
+        return _model_from(meta["model"], load_file(path), path).to(device)
     if path.is_dir():
         return _from_run(path)[0].to(device)
     if not path.is_file():
