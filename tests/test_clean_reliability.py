@@ -201,6 +201,10 @@ def test_well_formed_weights_still_load_and_fp16_ones_too(tmp_path):
                                                 for k, v in state.items()})):
         net = load_cleaner(_save_export(tmp_path / name, st))
         assert torch.equal(net.finalconv3.weight, st["finalconv3.weight"].float())
+    torch.manual_seed(0)
+    skip = MAResUNet(**TINY_NET, residual=True, input_skip=True)  # the options change finalconv2's shape
+    net = load_cleaner(_save_export(tmp_path / "skip", skip.state_dict(), model=skip.config))
+    assert net.input_skip and net.residual and torch.equal(net.finalconv2.weight, skip.finalconv2.weight)
 
 
 class Gate(torch.nn.Module):

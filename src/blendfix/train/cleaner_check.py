@@ -70,10 +70,11 @@ def model_kwargs(config: Any, where: str) -> dict[str, Any]:
         if key in config:
             v = _ints(config[key], n, key, where)
             kw[key] = v if n else v[0]
-    if "residual" in config:
-        if not isinstance(config["residual"], bool):
-            raise BlendfixError(f"{where}: model.residual must be true or false, got {config['residual']!r}; {_FIX}")
-        kw["residual"] = config["residual"]
+    for key in ("residual", "input_skip"):
+        if key in config:
+            if not isinstance(config[key], bool):
+                raise BlendfixError(f"{where}: model.{key} must be true or false, got {config[key]!r}; {_FIX}")
+            kw[key] = config[key]
     return kw
 
 
