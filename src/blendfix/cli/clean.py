@@ -2,12 +2,14 @@
 
 ``-i`` and ``--fused`` (or ``--edited``) are two files, or two folders paired by name stem; ``--mask``
 is a file (serving every original) or a folder. A pair that fails (unreadable, sizes differ, no face
-for ``poisson``) is skipped and listed at the end, and the exit code is 1.
+for ``poisson``, out of memory) is skipped and listed at the end, and the exit code is 1. One run
+writes an output folder at a time (``-o/.lock``, :mod:`blendfix.locks`); a second is refused.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import click
 from ..cleaning import METHODS, CleanConfig, Cleaner, prepare_fused
 from ..errors import BlendfixError
 from ..io import atomic_write, list_images, match_by_stem, read_image, read_mask, write_image
+from ..locks import folder_lock
 from .common import device_options, prepare_output, progress, refuse_overwriting_inputs, report_failures
 
 
@@ -63,6 +66,14 @@ def _other(pair: dict) -> Path:
     return pair.get("fused", pair.get("edited"))
 
 
+def _unexpected(e: Exception) -> str:
+    """One line for a pair that failed with something other than a user error (e.g. out of memory)."""
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    hint = ("; try a smaller --tile or --batch-size 1" if isinstance(e, MemoryError) or "memory" in msg.lower()
+            else "; rerun with BLENDFIX_DEBUG=1 for the traceback and please report it")
+    return f"could not be cleaned ({type(e).__name__}: {msg}){hint}"
+
+
 def _echo_warnings(caught: list[warnings.WarningMessage], name: str) -> None:
     for w in caught:
         click.echo(f"warning: {name}: {w.message}", err=True)
@@ -91,58 +102,67 @@ def cmd(original: Path, fused: Path | None, edited: Path | None, mask: Path | No
     refuse_overwriting_inputs([out_dir / f"{p['original'].stem}.png" for p in pairs] + [out_dir / "runtime.json"],
                               [f for p in pairs for f in p.values()])
     prepare_output(out_dir, {"-i": original, "--fused": fused, "--edited": edited, "--mask": mask})
-    per_item: dict[str, str] = {}
-    if attributes_from is not None:
-        from ..metrics.evaluate import read_attributes
+    with folder_lock(out_dir, "blendfix clean run", "wait for it to finish, or give this run its own -o folder."):
+        per_item: dict[str, str] = {}
+        if attributes_from is not None:
+            from ..metrics.evaluate import read_attributes
 
-        per_item = read_attributes(attributes_from, [p["original"].stem for p in pairs])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        cleaner = Cleaner(CleanConfig(method=method, weights=weights, device=device, precision=precision,
-                                      batch_size=batch_size, tile=tile, attribute=attribute))
-    _echo_warnings(caught, "clean")
-    failures: list[tuple[str, str]] = []
-    batch: list[tuple[dict, object, object]] = []
-    user_errors = (BlendfixError, ValueError, FileNotFoundError)
-
-    def run(items: list[tuple[dict, object, object]]) -> None:
+            per_item = read_attributes(attributes_from, [p["original"].stem for p in pairs])
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            outs = cleaner([b[1] for b in items], [b[2] for b in items],
-                           [(b[0]["original"], _other(b[0])) for b in items],
-                           [per_item.get(b[0]["original"].stem) for b in items])
-        _echo_warnings(caught, items[0][0]["original"].name if len(items) == 1 else "clean")
-        for (pair, _, _), img in zip(items, outs, strict=True):
-            write_image(out_dir / f"{pair['original'].stem}.png", img)
+            cleaner = Cleaner(CleanConfig(method=method, weights=weights, device=device, precision=precision,
+                                          batch_size=batch_size, tile=tile, attribute=attribute))
+        _echo_warnings(caught, "clean")
+        failures: list[tuple[str, str]] = []
+        batch: list[tuple[dict, object, object]] = []
+        user_errors = (BlendfixError, ValueError, FileNotFoundError)
 
-    def flush() -> None:
-        """Clean the batch; if it fails, clean its pairs one by one so one bad pair skips only itself."""
-        if not batch:
-            return
-        try:
-            run(batch)
-        except user_errors:
-            for item in batch:
-                try:
-                    run([item])
-                except user_errors as e:
-                    failures.append((item[0]["original"].name, str(e)))
-        batch.clear()
-
-    for pair in progress(pairs, f"clean ({cleaner.method})", total=len(pairs)):
-        try:
+        def run(items: list[tuple[dict, object, object]]) -> None:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                orig, fz = _load(pair)
-            _echo_warnings(caught, pair["original"].name)
-        except user_errors as e:
-            failures.append((pair["original"].name, str(e)))
-            continue
-        batch.append((pair, orig, fz))
-        if len(batch) >= batch_size:
-            flush()
-    flush()
-    if cleaner.count:
-        info = json.dumps(cleaner.runtime(), indent=1)
-        atomic_write(out_dir / "runtime.json", info.encode)
-    return report_failures(failures, len(pairs))
+                outs = cleaner([b[1] for b in items], [b[2] for b in items],
+                               [(b[0]["original"], _other(b[0])) for b in items],
+                               [per_item.get(b[0]["original"].stem) for b in items])
+            _echo_warnings(caught, items[0][0]["original"].name if len(items) == 1 else "clean")
+            for (pair, _, _), img in zip(items, outs, strict=True):
+                write_image(out_dir / f"{pair['original'].stem}.png", img)
+
+        def run_one(item: tuple[dict, object, object]) -> None:
+            try:
+                run([item])
+            except user_errors as e:
+                failures.append((item[0]["original"].name, str(e)))
+            except Exception as e:  # noqa: BLE001 - e.g. out of memory: this pair fails, the others go on
+                if os.environ.get("BLENDFIX_DEBUG"):
+                    raise
+                failures.append((item[0]["original"].name, _unexpected(e)))
+
+        def flush() -> None:
+            """Clean the batch; if it fails, clean its pairs one by one so one bad pair skips only itself."""
+            if len(batch) == 1:
+                run_one(batch[0])
+            elif batch:
+                try:
+                    run(batch)
+                except Exception:  # noqa: BLE001 - retried pair by pair, each failure listed on its own
+                    for item in batch:
+                        run_one(item)
+            batch.clear()
+
+        for pair in progress(pairs, f"clean ({cleaner.method})", total=len(pairs)):
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    orig, fz = _load(pair)
+                _echo_warnings(caught, pair["original"].name)
+            except user_errors as e:
+                failures.append((pair["original"].name, str(e)))
+                continue
+            batch.append((pair, orig, fz))
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+        if cleaner.count:
+            info = json.dumps(cleaner.runtime(), indent=1)
+            atomic_write(out_dir / "runtime.json", info.encode)
+        return report_failures(failures, len(pairs))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -16,28 +15,20 @@ import yaml
 from ..config import to_dict
 from ..data import layout
 from ..errors import BlendfixError
+from ..locks import LOCK, folder_lock  # noqa: F401 - LOCK: the lock file's name, as before
 from . import manifest
 from .config import DEFINING_FIELDS, SynthConfig
 from .items import TMP_SUFFIX, file_sha256
 
 SKIPPED = layout.SKIPPED
-LOCK = ".lock"
 
 
 @contextmanager
 def dataset_lock(out: Path) -> Iterator[None]:
-    """Hold ``out/.lock`` for the run; a second run on the same folder fails at once."""
-    out.mkdir(parents=True, exist_ok=True)
-    fh = open(out / LOCK, "a+")  # noqa: SIM115 - held for the whole run
-    try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            raise BlendfixError(f"{out}: another blendfix synth run is writing into this folder; "
-                                f"wait for it, or give each shard its own -o folder and merge them.") from e
+    """Hold ``out/.lock`` for the run; a second run on the same folder fails at once (:mod:`blendfix.locks`)."""
+    with folder_lock(out, "blendfix synth run",
+                     "wait for it, or give each shard its own -o folder and merge them."):
         yield
-    finally:
-        fh.close()
 
 
 def check_config(out: Path, config: SynthConfig, checkpoints: dict[str, str | None]) -> None:
