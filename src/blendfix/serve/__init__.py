@@ -65,8 +65,10 @@ def serve(host: str = "127.0.0.1", port: int = 7860, device: str = "auto", weigh
         print(f"blendfix serve: temporary files in {tmp} (removed on exit); methods: {', '.join(models.methods)}",
               flush=True)
         demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True, ssr_mode=False,
-                    show_error=False, quiet=False, max_file_size="200mb", theme=gr.themes.Default(), pwa=False,
+                    show_error=False, quiet=True, max_file_size="200mb", theme=gr.themes.Default(), pwa=False,
                     mcp_server=False)
+        print(f"blendfix serve: open {demo.local_url}" + (f" or {demo.share_url}" if demo.share_url else "")
+              + " (Ctrl-C stops)", flush=True)
         while True:
             time.sleep(0.5)
     except KeyboardInterrupt:

@@ -85,7 +85,7 @@ def _clean_tab(models: Models, ws: Workspace) -> None:
         slider = gr.ImageSlider(label="Before (pasted) / after (cleaned)", type="filepath", format="png",
                                 interactive=False, max_height=360, elem_id="clean-slider")
         zoom = gr.Image(label="Zoom on the edit boundary", type="filepath", format="png", interactive=False,
-                        elem_id="clean-zoom")
+                        height=360, elem_id="clean-zoom")
     scores = gr.Markdown(elem_id="clean-scores")
     download = gr.DownloadButton("Download the cleaned PNG", elem_id="clean-download")
 

@@ -50,23 +50,30 @@ def _zoom_window(original: np.ndarray, fused: np.ndarray, mask: np.ndarray) -> t
     return top, left, side
 
 
+#: height of the name strip under each zoomed tile, pixels
+LABEL_HEIGHT = 22
+
+
 def _label(tile: np.ndarray, text: str) -> np.ndarray:
-    strip = np.full((22, tile.shape[1], 3), 255, np.uint8)
+    strip = np.full((LABEL_HEIGHT, tile.shape[1], 3), 255, np.uint8)
     cv2.putText(strip, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    return np.vstack([strip, tile])
+    return np.vstack([tile, strip])
 
 
 def boundary_zoom(original: np.ndarray, fused: np.ndarray, mask: np.ndarray,
                   outputs: dict[str, np.ndarray]) -> np.ndarray:
-    """Side-by-side crops (I, F, then each output) of one window on the edit boundary, enlarged with
-    nearest-neighbour so pixels stay visible; ``uint8 (22 + ZOOM_TILE, n * ZOOM_TILE, 3)``."""
+    """Crops of one window on the edit boundary — I, F, then each output — enlarged with nearest-neighbour
+    (pixels stay visible), named underneath, two per row: ``uint8 (rows * (ZOOM_TILE + LABEL_HEIGHT),
+    2 * ZOOM_TILE, 3)``."""
     top, left, side = _zoom_window(original, fused, mask)
     tiles = []
     for name, img in {"original I": original, "pasted F": fused, **outputs}.items():
         crop = np.asarray(img, np.float32)[top:top + side, left:left + side]
         big = cv2.resize(crop, (ZOOM_TILE, ZOOM_TILE), interpolation=cv2.INTER_NEAREST)
         tiles.append(_label(np.clip(np.rint(big * 255), 0, 255).astype(np.uint8), name))
-    return np.hstack(tiles)
+    if len(tiles) % 2:
+        tiles.append(np.full_like(tiles[0], 255))
+    return np.vstack([np.hstack(tiles[i:i + 2]) for i in range(0, len(tiles), 2)])
 
 
 def _fmt(x: float) -> str:
@@ -81,6 +88,10 @@ def scores_table(original: np.ndarray, fused: np.ndarray, mask: np.ndarray, outp
     for name, out in outputs.items():
         rows.append(f"| {name} | {_fmt(seam_score(out, original, mask))} | "
                     f"{_fmt(edit_kept(out, original, fused, mask))} |")
-    where = ("the edit region is where F differs from I (no mask uploaded)" if estimated
-             else "the edit region is the uploaded mask")
-    return "\n".join(rows) + f"\n\nScores from `blendfix.metrics.seam`; {where}."
+    where = ("The edit region is where F differs from I (no mask uploaded)" if estimated
+             else "The edit region is the uploaded mask")
+    return "\n".join(rows) + (
+        "\n\n*Seam score*: gradient energy in a thin band around the edit region's boundary, relative to the "
+        "original there (1.0 = no visible step, higher = a seam or ghost edge). *Edit kept*: how much of the "
+        f"change from I to F survives inside the region (1 = all of it, 0 = undone). {where}; "
+        "scores from `blendfix.metrics.seam`.")
