@@ -5,11 +5,15 @@ The browser drives the same functions in tests/test_serve_browser.py.
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import need
+from conftest import ROOT, need
 
 import blendfix
 from blendfix.cli import main
@@ -176,3 +180,63 @@ def test_page_actions_turn_errors_into_one_message_never_a_traceback(tmp_path):
     assert str(upload.parent) not in out[0]
     out = _guard(bug, 2, lambda *_: {})(None)
     assert out[0].startswith("**Internal error:** KeyError") and "Traceback" not in out[0] and out[1] is None
+
+
+def test_network_is_offered_with_weights_and_matches_blendfix_clean(face, tmp_path):
+    """A tiny random MAResU-Net exported like `blendfix export` does: the page shows and downloads its result."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from blendfix.nets.maresunet import MAResUNet
+
+    cfg = {"widths": [16, 16, 16, 32], "blocks": [1, 1, 1, 1], "head_width": 8}
+    torch.manual_seed(0)
+    net = MAResUNet(widths=tuple(cfg["widths"]), blocks=tuple(cfg["blocks"]), head_width=cfg["head_width"])
+    weights = tmp_path / "tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, weights)
+    (tmp_path / "tiny.json").write_text(json.dumps({"model": cfg}))
+    models = Models(device="cpu", weights=str(weights))
+    assert models.methods == ["network", "poisson", "fused"]
+    orig, pasted, _ = pasted_pair(face, tmp_path)
+    res = clean_pair(models, Workspace(tmp_path / "r").new(), orig, pasted)
+    assert main(["clean", "-i", str(orig), "--fused", str(pasted), "-o", str(tmp_path / "cli"),
+                 "--method", "network", "--weights", str(weights), "--device", "cpu"]) == 0
+    cli = read_image(tmp_path / "cli" / "original.png")
+    assert np.array_equal(read_image(res.cleaned["network"]), cli)
+    assert res.download.name == "original_blendfix_network.png" and np.array_equal(read_image(res.download), cli)
+
+
+def test_both_page_actions_share_one_queue_slot(tmp_path):
+    """Two visitors never run the models at once: every action is in concurrency group `models`, limit 1."""
+    pytest.importorskip("gradio", reason="the `serve` extra (gradio) is not installed")
+    from blendfix.serve.app import build_app
+
+    demo = build_app(Models(device="cpu"), Workspace(tmp_path / "r"))
+    fns = list(demo.fns.values())
+    assert len(fns) == 2 and {(f.concurrency_id, f.concurrency_limit) for f in fns} == {("models", 1)}
+
+
+def test_without_gradio_serve_says_which_extra_to_install(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else real(name, *a))
+    assert main(["serve", "--port", "7999"]) == 1
+    assert "pip install 'blendfix[serve]'" in capsys.readouterr().err
+
+
+def test_a_port_in_use_is_one_clear_error_and_leaves_no_temp_folder(tmp_path):
+    pytest.importorskip("gradio", reason="the `serve` extra (gradio) is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": os.pathsep.join(
+            [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        r = subprocess.run([sys.executable, "-m", "blendfix.cli", "serve", "--port", str(port), "--device", "cpu"],
+                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert r.returncode == 1, r.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "--port" in r.stderr
+    assert "Traceback" not in r.stderr and list(tmp_path.iterdir()) == []
