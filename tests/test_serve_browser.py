@@ -32,8 +32,8 @@ from blendfix.cli import main
 
 CHROMIUM = os.environ.get("BLENDFIX_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("BLENDFIX_CHROMEDRIVER", "/usr/bin/chromedriver")
-START_TIMEOUT = 180  # seconds for the server to answer (imports torch + gradio on a busy 2-core CPU)
-STEP_TIMEOUT = 120  # seconds for one page action
+START_TIMEOUT = 300  # seconds for the server to answer (imports torch + gradio on a busy 2-core CPU)
+STEP_TIMEOUT = 300  # seconds for one page action (seconds when idle; a loaded 2-core CPU is far slower)
 
 
 def _missing() -> str | None:

@@ -120,8 +120,7 @@ def _edit_tab(models: Models, ws: Workspace) -> None:
         images = {k: gr.Image(label=v, type="filepath", format="png", interactive=False, height=256,
                             elem_id=f"edit-{k}")
                   for k, v in labels.items()}
-    cleaning = [m for m in models.methods if m != "fused"]
-    with gr.Row():
+        cleaning = [m for m in models.methods if m != "fused"]
         cleaned = [gr.Image(label=f"cleaned: {METHOD_LABELS[m]}", type="filepath", format="png", interactive=False,
                             height=256, elem_id=f"edit-cleaned-{m}") for m in cleaning]
 
