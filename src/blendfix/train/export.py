@@ -47,7 +47,13 @@ def _from_run(run: str | os.PathLike) -> tuple[MAResUNet, dict[str, Any]]:
     if ckpt is None:
         raise FileNotFoundError(f"{run}: no checkpoint in this run")
     state = load_training_checkpoint(ckpt)
-    info = {"source_checkpoint": str(ckpt), "step": int(state["step"])}
+    val = {k: float(v) for k, v in (state.get("val") or {}).items()}
+    info = {"source_checkpoint": str(ckpt), "step": int(state["step"]), "validation": val,
+            "below_identity": bool(val) and val.get("psnr", 0.0) < val.get("psnr_input", float("-inf"))}
+    if info["below_identity"]:
+        warnings.warn(f"{ckpt}: at its last validation this network scored {val['psnr']:.2f} dB against the target, "
+                      f"below its own input ({val['psnr_input']:.2f} dB): it makes photos worse. The export records "
+                      f"below_identity=true and `blendfix clean` warns when it is used.", stacklevel=2)
     return _model_from(state["model_config"], state["model"]), info
 
 
@@ -68,7 +74,11 @@ def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") 
         if not cfg_path.is_file():
             raise FileNotFoundError(f"{path}: its model config {path.with_suffix('.json').name} is missing beside it "
                                     f"(written by `blendfix export`)")
-        return _model_from(json.loads(cfg_path.read_text())["model"], load_file(path)).to(device)
+        meta = json.loads(cfg_path.read_text())
+        if meta.get("below_identity"):
+            warnings.warn(f"{path}: this cleaner scored below its own input at validation ({cfg_path.name}: "
+                          f"below_identity=true); its output may be worse than the fused image.", stacklevel=2)
+        return _model_from(meta["model"], load_file(path)).to(device)
     if path.is_dir():
         return _from_run(path)[0].to(device)
     if not path.is_file():
