@@ -95,6 +95,9 @@ def test_try_edit_example_gives_i_t_m_f_and_poisson(models, ws):
     d1 = np.abs(imgs["T"] - imgs["I"]).mean()
     d2 = np.abs(read_image(stronger.images["T"]) - imgs["I"]).mean()
     assert d2 > d1  # strength is passed to the editor
+    pasted = try_edit(models, ws.new(), None, True, "smile", 1.0, "paste", seed=3)
+    f, i = read_image(pasted.images["F"]), read_image(pasted.images["I"])
+    assert np.array_equal(i, imgs["I"]) and np.abs(f - i).max() > 0.05 and set(pasted.cleaned) == {"poisson"}
 
 
 @pytest.mark.parametrize("name, role, needle", [

@@ -111,7 +111,9 @@ def _edit_tab(models: Models, ws: Workspace) -> None:
             source = gr.Radio([EXAMPLE, "my upload"], value=EXAMPLE, label="Photo", elem_id="edit-source")
             attribute = gr.Dropdown(list(ATTRIBUTES), value="smile", label="Attribute")
             strength = gr.Slider(*STRENGTH_RANGE, value=1.0, step=0.1, label="Strength (1 ≈ StyleGAN2 α = 20)")
-            editor = gr.Radio(models.editors, value="synthetic", label="Editor")
+            with gr.Row():
+                editor = gr.Radio(models.editors, value="synthetic", label="Editor", elem_id="edit-editor")
+                seed = gr.Number(0, label="Seed", precision=0, minimum=0)
             button = gr.Button("Edit and clean", variant="primary", elem_id="edit-button")
     message = gr.Markdown(elem_id="edit-message")
     with gr.Row():
@@ -124,16 +126,17 @@ def _edit_tab(models: Models, ws: Workspace) -> None:
         cleaned = [gr.Image(label=f"cleaned: {METHOD_LABELS[m]}", type="filepath", format="png", interactive=False,
                             height=256, elem_id=f"edit-cleaned-{m}") for m in cleaning]
 
-    def run(p: str | None, src: str, a: str, s: float, ed: str) -> list[Any]:
-        res = try_edit(models, ws.new(), p, src == EXAMPLE, a, s, ed)
+    def run(p: str | None, src: str, a: str, s: float, ed: str, sd: float | None) -> list[Any]:
+        res = try_edit(models, ws.new(), p, src == EXAMPLE, a, s, ed, int(sd or 0))
         names = {"photo": p}
         msg = _message("Done.", f"{a} edit by the {ed} editor at strength {s:g}.",
                        [user_message(n, names) for n in res.notes])
         return [msg, *[str(res.images[k]) for k in images], *[res.cleaned.get(m) for m in cleaning]]
 
     outputs = [message, *images.values(), *cleaned]
-    button.click(_guard(run, len(outputs), lambda p, *_: {"photo": p}), [photo, source, attribute, strength, editor],
-                 outputs, concurrency_id="models", concurrency_limit=1)
+    button.click(_guard(run, len(outputs), lambda p, *_: {"photo": p}),
+                 [photo, source, attribute, strength, editor, seed], outputs, concurrency_id="models",
+                 concurrency_limit=1)
 
 
 def build_app(models: Models, ws: Workspace) -> gr.Blocks:

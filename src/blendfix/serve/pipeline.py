@@ -37,6 +37,8 @@ METHOD_LABELS = {"network": "network (MAResU-Net)", "poisson": "poisson (the tea
 #: the bundled example of "Try an edit" (what `make demo` uses)
 EXAMPLE = "astronaut (scikit-image)"
 STRENGTH_RANGE = (0.1, 3.0)
+#: editors that need no checkpoint: the synthetic GAN-like editor and the paste editor (user-like pasted pairs)
+OFFLINE_EDITORS = ("synthetic", "paste")
 
 
 class UploadError(BlendfixError, ValueError):
@@ -100,7 +102,7 @@ class Models:
 
     @property
     def editors(self) -> list[str]:
-        return ["synthetic"] + (["gan"] if self.gan is not None else [])
+        return list(OFFLINE_EDITORS) + (["gan"] if self.gan is not None else [])
 
 
 def read_upload(path: str | Path | None, role: str, *, size: tuple[int, int] | None = None,
@@ -193,7 +195,8 @@ def try_edit(models: Models, folder: Path, photo: str | Path | None, use_example
     """Edit a photo (or the bundled example) and clean the fused result with every non-trivial method.
 
     The face is cropped to a ``models.edit_size`` square as ``blendfix demo`` does; ``strength``
-    scales the edit (synthetic editor's ``strength``; GAN: alpha = 20 × strength).
+    scales the edit (the synthetic and paste editors' ``strength``; GAN: alpha = 20 × strength);
+    ``seed`` picks the editor's random choices.
     """
     from ..attributes import canonical
     from ..demo import astronaut, face_crop
@@ -212,7 +215,7 @@ def try_edit(models: Models, folder: Path, photo: str | Path | None, use_example
         models.gan.alpha = 20.0 * float(strength)  # requests run one at a time (queue concurrency 1)
         ed = models.gan
     else:
-        ed = get_editor("synthetic", strength=float(strength))
+        ed = get_editor(editor, strength=float(strength))
     res = ed.edit(face, attr, seed=int(seed))
     fused = res.fused
     notes: list[str] = []
