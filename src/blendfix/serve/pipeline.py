@@ -10,7 +10,6 @@ with :func:`blendfix.io.write_image` into a per-request folder of :class:`Worksp
 from __future__ import annotations
 
 import itertools
-import logging
 import shutil
 import warnings
 from dataclasses import dataclass, field
@@ -20,11 +19,10 @@ import numpy as np
 
 from ..attributes import ATTRIBUTES
 from ..cleaning import DEFAULT_WEIGHTS, CleanConfig, Cleaner, prepare_fused
+from ..edit.base import Editor
 from ..errors import BlendfixError
 from ..io import read_image, read_mask, write_image, write_mask
 from .views import boundary_zoom, estimate_edit_mask, scores_table
-
-log = logging.getLogger("blendfix.serve")
 
 #: errors that are the upload's fault: shown in the page as one message, never as a traceback
 USER_ERRORS = (BlendfixError, ValueError, FileNotFoundError)
@@ -83,7 +81,7 @@ class Models:
         self.cleaners = {m: Cleaner(CleanConfig(method=m, weights=weights, device=device)) for m in methods}
         self.gan = self._load_gan(device)
 
-    def _load_gan(self, device: str):
+    def _load_gan(self, device: str) -> Editor | None:
         from ..edit.gan import check_available
 
         try:
