@@ -38,6 +38,9 @@ class ModelConfig:
     #: head, so training starts at the identity and cannot make a photo worse than its input. Off =
     #: the paper's network (its released checkpoint loads with it off).
     residual: bool = True
+    #: blendfix option (off = the paper's network): the full-resolution input enters the head, so the
+    #: network can copy the photo's fine texture instead of re-synthesising it from stride-4 features.
+    input_skip: bool = False
     #: ``auto``: ImageNet ResNet-34 encoder when the registered checkpoint is present (else random);
     #: ``off``: random; or a path to a torchvision ResNet-34 file (required then).
     imagenet_init: str = "auto"

@@ -34,7 +34,7 @@ ONNX_TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
 
 
 def _model_from(config: dict[str, Any], state: dict[str, torch.Tensor]) -> MAResUNet:
-    keys = ("in_channels", "out_channels", "widths", "blocks", "head_width", "residual")
+    keys = ("in_channels", "out_channels", "widths", "blocks", "head_width", "residual", "input_skip")
     kwargs = {k: (tuple(config[k]) if k in ("widths", "blocks") else config[k]) for k in keys if k in config}
     model = MAResUNet(**kwargs)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
