@@ -103,6 +103,19 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def compact(report: dict) -> dict:
+    """Means only, ``grouping -> group -> method -> score -> mean`` (+ ``n``), plus the paper's PSNR/SSIM vs I."""
+    out: dict = {}
+    for grouping, groups in report["artifact_scores"]["tables"].items():
+        for group, methods in groups.items():
+            for method, scores in methods.items():
+                cell = out.setdefault(grouping, {}).setdefault(group, {}).setdefault(method, {})
+                for score, stats in scores.items():
+                    if isinstance(stats, dict) and stats.get("n"):
+                        cell[score] = {"mean": round(float(stats["mean"]), 5), "n": int(stats["n"])}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dataset", type=Path)
@@ -112,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--blendfix", default=f"{shlex.quote(sys.executable)} -m blendfix.cli",
                     help="command that runs the CLI")
     ap.add_argument("--method", action="append", default=[], metavar="NAME=DIR", help="an extra method folder")
+    ap.add_argument("--json", type=Path, help="also write the means as grouping -> group -> method -> score "
+                    "(e.g. docs/results/test256_scores.json, which tests read their margins from)")
     args = ap.parse_args(argv)
     if not is_image_set(args.dataset):
         ap.error(f"{args.dataset}: not a synth set (needs {layout.MANIFEST} and {layout.ITEMS}/)")
@@ -131,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     text = (f"# Baseline: fused / Poisson teacher / blend with the true mask ({len(ids)} items of "
             f"{args.dataset})\n\n" + table(report))
     (out / "baseline.md").write_text(text + "\n", encoding="utf-8")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(compact(report), indent=1, sort_keys=True) + "\n", encoding="utf-8")
     print(text)
     print(f"written {out / 'baseline.md'} and {out / 'report'}", file=sys.stderr)
     return 0

@@ -152,3 +152,34 @@ def test_band_overlay_marks_the_band_red(scene: dict[str, np.ndarray]) -> None:
     outside = far & (scene["mask"] == 0)
     assert np.array_equal(over[outside], scene["I"][outside])  # untouched outside the region
     assert not np.array_equal(over[far], scene["I"][far])  # the eroded core is tinted
+
+
+def test_change_field_seam_sees_a_paste_step_that_edges_of_the_photo_would_hide(scene) -> None:
+    """With I given (what evaluate does), the score looks at the change out - I across the boundary."""
+    I = scene["I"]
+    hard = seam_score(scene["hard"], scene["truth"], scene["mask"], original=I)
+    same = seam_score(scene["truth"], scene["truth"], scene["mask"], original=I)
+    undone = seam_score(I, scene["truth"], scene["mask"], original=I)
+    assert hard > 20.0 and same == pytest.approx(1.0, abs=1e-12) and undone < 0.1
+    # a strong photo edge along the boundary (hair, a jaw line) in I, out and truth alike: unchanged scores
+    edge = 0.6 * I + 0.2 * (scene["mask"] > 0.5)[..., None] * (np.arange(SIZE) % 2)[None, :, None]
+    for name in ("hard", "truth"):
+        moved = scene[name] - I + edge
+        assert 0 <= moved.min() and moved.max() <= 1  # no clipping: the same change on another photo
+        got = seam_score(moved, scene["truth"] - I + edge, scene["mask"], original=edge)
+        want = seam_score(scene[name], scene["truth"], scene["mask"], original=I)
+        assert got == pytest.approx(want, rel=1e-6)
+        # the raw-image score (no original) is swamped by the photo's edge: the step hardly shows
+        assert seam_score(moved, scene["truth"] - I + edge, scene["mask"]) < 0.5 * want or name == "truth"
+
+
+def test_edit_kept_does_not_count_an_artifact_as_the_edit(scene) -> None:
+    """A tint the truth does not have (orthogonal to the edit) neither adds to nor is the edit."""
+    I, truth, m = scene["I"], scene["truth"], scene["mask"]
+    change = truth - I
+    direction = np.cross(DELTA, [1.0, 1.0, 1.0])  # a colour cast orthogonal to the edit's colour change
+    tint = 0.05 * (direction / np.linalg.norm(direction))[None, None, :] * (m > 0.5)[..., None]
+    assert abs(float((tint * change).sum())) < 1e-3 * float(np.abs(change).sum())
+    assert edit_kept(I + tint, I, truth, m) == pytest.approx(0.0, abs=0.02)
+    assert edit_kept(truth + tint, I, truth, m) == pytest.approx(1.0, abs=0.02)
+    assert edit_kept(I + 0.5 * change, I, truth, m) == pytest.approx(0.5, abs=1e-6)

@@ -7,7 +7,6 @@ Inference code imports this module, never :mod:`blendfix.train`.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Any
 import torch
 
 from .checkpoints import load_file
+from .cleaner_check import build_checked, expected_state, model_kwargs, read_cleaner_json
+from .errors import BlendfixError
 from .nets.maresunet import MAResUNet
 from .runlayout import latest_checkpoint, load_training_checkpoint, resolve_run
 
@@ -27,12 +28,11 @@ def file_stem(fp16: bool) -> str:
     return "cleaner_fp16" if fp16 else "cleaner"
 
 
-def model_from(config: dict[str, Any], state: dict[str, torch.Tensor]) -> MAResUNet:
-    keys = ("in_channels", "out_channels", "widths", "blocks", "head_width", "residual", "input_skip")
-    kwargs = {k: (tuple(config[k]) if k in ("widths", "blocks") else config[k]) for k in keys if k in config}
-    model = MAResUNet(**kwargs)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
-    return model.eval()
+def model_from(config: dict[str, Any], state: dict[str, torch.Tensor], where: str | os.PathLike = "weights"
+                ) -> MAResUNet:
+    """The declared network with ``state`` loaded, after the checks of :mod:`blendfix.cleaner_check` (``where``
+    names the file in errors)."""
+    return build_checked(config, state, where)
 
 
 def from_run(run: str | os.PathLike) -> tuple[MAResUNet, dict[str, Any]]:
@@ -41,14 +41,18 @@ def from_run(run: str | os.PathLike) -> tuple[MAResUNet, dict[str, Any]]:
     if ckpt is None:
         raise FileNotFoundError(f"{run}: no checkpoint in this run")
     state = load_training_checkpoint(ckpt)
-    val = {k: float(v) for k, v in (state.get("val") or {}).items()}
+    if "model_config" not in state:
+        raise BlendfixError(f"{ckpt}: a training checkpoint without 'model_config'; it was not written by "
+                            f"`blendfix train`")
+    val = state.get("val") if isinstance(state.get("val"), dict) else {}
+    val = {k: float(v) for k, v in val.items() if isinstance(v, int | float)}
     info = {"source_checkpoint": str(ckpt), "step": int(state["step"]), "validation": val,
             "below_identity": bool(val) and val.get("psnr", 0.0) < val.get("psnr_input", float("-inf"))}
     if info["below_identity"]:
         warnings.warn(f"{ckpt}: at its last validation this network scored {val['psnr']:.2f} dB against the target, "
                       f"below its own input ({val['psnr_input']:.2f} dB): it makes photos worse. The export records "
                       f"below_identity=true and `blendfix clean` warns when it is used.", stacklevel=2)
-    return model_from(state["model_config"], state["model"]), info
+    return model_from(state["model_config"], state["model"], ckpt), info
 
 
 def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") -> MAResUNet:
@@ -68,11 +72,12 @@ def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") 
         if not cfg_path.is_file():
             raise FileNotFoundError(f"{path}: its model config {path.with_suffix('.json').name} is missing beside it "
                                     f"(written by `blendfix export`)")
-        meta = json.loads(cfg_path.read_text())
+        meta = read_cleaner_json(cfg_path)  # checked before the (possibly large) tensors are read
+        expected_state(model_kwargs(meta["model"], str(cfg_path)), str(cfg_path))  # declared size, on meta
         if meta.get("below_identity"):
             warnings.warn(f"{path}: this cleaner scored below its own input at validation ({cfg_path.name}: "
                           f"below_identity=true); its output may be worse than the fused image.", stacklevel=2)
-        return model_from(meta["model"], load_file(path)).to(device)
+        return model_from(meta["model"], load_file(path), path).to(device)
     if path.is_dir():
         return from_run(path)[0].to(device)
     if not path.is_file():
@@ -80,4 +85,4 @@ def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") 
     state = load_file(path)
     if isinstance(state, dict) and "model" in state and "step" in state:
         return from_run(path)[0].to(device)
-    return model_from({}, state).to(device)
+    return model_from({}, state, path).to(device)

@@ -4,7 +4,8 @@ Methods:
 
 * ``network`` — the trained MAResU-Net: input ``[F, I]`` in ``[-1, 1]``, output the clean image.
   Any image size: padded to a square multiple of 32 and cropped back; images whose padded side
-  exceeds ``tile`` are processed in overlapping tiles blended without seams.
+  exceeds ``tile`` are processed in overlapping tiles blended without seams, each tile padded on its
+  own, so memory follows the tile size (:func:`blendfix.tiling.run_padded`).
 * ``poisson`` — the method's teacher: seamless clone of F into I over the face mask M_face
   (needs face landmarks or a parser; the attribute picks the mask rule; every face found, or the
   largest only with ``largest_face``).
@@ -31,7 +32,7 @@ from .device import resolve_device, resolve_precision
 from .io import check_same_size
 from .nets.maresunet import network_input, network_output
 from .tensors import check_image, check_mask, image_to_tensor, tensor_to_image
-from .tiling import crop, pad_square, padded_side, tiled
+from .tiling import run_padded
 
 METHODS = ("auto", "network", "poisson", "fused")
 #: the registered checkpoint `network` uses when no weights are named
@@ -192,20 +193,15 @@ class Cleaner:
     @torch.no_grad()
     def run_network(self, original: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` [0, 1] pair -> cleaned ``(B, 3, H, W)`` [0, 1] (any H, W)."""
-        x, size = pad_square(network_input(original.to(self.device), fused.to(self.device)))
+        x = network_input(original.to(self.device), fused.to(self.device))
         autocast = self.device.type == "cuda" and self.dtype != torch.float32
 
         def net(t: torch.Tensor) -> torch.Tensor:
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=autocast):
                 return self.net(t).float()
 
-        side = x.shape[-1]
-        if side <= self.config.tile:
-            y = net(x)
-        else:
-            tile = padded_side(self.config.tile, self.config.tile)
-            y = tiled(net, x, tile, min(self.config.overlap, tile // 2), out_channels=3)
-        return network_output(crop(y, size)).cpu()
+        y = run_padded(net, x, self.config.tile, self.config.overlap, out_channels=3)  # each tile padded alone
+        return network_output(y).cpu()
 
     def runtime(self) -> dict[str, Any]:
         """Facts for reports: method, seconds per image, parameter count, device, precision."""

@@ -26,6 +26,7 @@ VERBS = {
     "evaluate": "evaluate",
     "weights": "weights",
     "demo": "demo",
+    "serve": "serve",
 }
 
 
@@ -50,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
 
     Called with ``argv=None`` (the console script) it exits the process; with a list it returns the code.
     """
+    if argv is None:  # a process of its own: mediapipe's native chatter is filtered for the whole run
+        from ..parsing.landmarks import filter_native_stderr
+
+        filter_native_stderr()
     code = _run(argv)
     if argv is None:
         sys.exit(code)

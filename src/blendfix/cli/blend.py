@@ -24,6 +24,7 @@ from .common import (
     input_option,
     option,
     output_option,
+    prepare_output,
     refuse_overwriting_inputs,
     report_failures,
     run_each,
@@ -76,6 +77,8 @@ def cmd(source: Path, fused: Path | None, mask: Path | None, out: Path | None, e
                     flags={"fused": "--fused", "face_mask": "--mask"})
     dest = Destination(source, out, "target", count=len(items), ext=ext, suffix=suffix, verb="blend")
     refuse_overwriting_inputs([dest.path(i) for i in items], [f for i in items for f in i.files.values()])
+    if dest.set is None:
+        prepare_output(dest.folder, {"-i": source, "--fused": fused, "--mask": mask})
     done: list[Item] = []
 
     def one(item: Item) -> None:

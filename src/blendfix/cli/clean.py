@@ -3,13 +3,15 @@
 ``-i`` is an image set (each item's fused image is cleaned into ``cleaned/<method>.png``, with the
 item's own attribute for the Poisson face mask), or original photo(s) with ``--fused`` (or
 ``--edited`` and ``--mask``) files or folders paired by name stem; ``--mask`` may be one file serving
-every original. A pair that fails (unreadable, sizes differ, no face for ``poisson``) is skipped and
-listed at the end, and the exit code is 1.
+every original. A pair that fails (unreadable, sizes differ, no face for ``poisson``, out of memory) is
+skipped and listed at the end, and the exit code is 1. One run writes an output folder (or image set)
+at a time (``.lock``, :mod:`blendfix.locks`); a second is refused.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +24,7 @@ from ..data.destination import Destination
 from ..data.imageset import Item, cleaned_role, collect, is_image_set, read_attributes
 from ..errors import BlendfixError
 from ..io import atomic_write, read_image, read_mask, write_image
+from ..locks import folder_lock
 from ..metrics.evaluate import RUNTIME_DIR, RUNTIME_FILE
 from .common import (
     attribute_option,
@@ -31,6 +34,7 @@ from .common import (
     input_option,
     option,
     output_option,
+    prepare_output,
     progress,
     refuse_overwriting_inputs,
     report_failures,
@@ -56,6 +60,14 @@ def _load(item: Item) -> tuple[np.ndarray, np.ndarray]:
         return orig, prepare_fused(orig, None, read_image(item["edited"]), m)
     except ValueError as e:
         raise BlendfixError(f"{item['original'].name} / {other.name}: {e}") from e
+
+
+def _unexpected(e: Exception) -> str:
+    """One line for a pair that failed with something other than a user error (e.g. out of memory)."""
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    hint = ("; try a smaller --tile or --batch-size 1" if isinstance(e, MemoryError) or "memory" in msg.lower()
+            else "; rerun with BLENDFIX_DEBUG=1 for the traceback and please report it")
+    return f"could not be cleaned ({type(e).__name__}: {msg}){hint}"
 
 
 def _echo_warnings(caught: list[warnings.WarningMessage], name: str) -> None:
@@ -86,15 +98,25 @@ def clean_items(cleaner: Cleaner, items: list[Item], write: Callable[[Item, np.n
         for (item, _, _), img in zip(group, outs, strict=True):
             write(item, img)
 
-    def flush() -> None:
+    def run_one(one: Loaded) -> None:
         try:
-            run(batch)
-        except USER_ERRORS:
-            for one in batch:
-                try:
-                    run([one])
-                except USER_ERRORS as e:
-                    failures.append((one[0].name, str(e)))
+            run([one])
+        except USER_ERRORS as e:
+            failures.append((one[0].name, str(e)))
+        except Exception as e:  # noqa: BLE001 - e.g. out of memory: this pair fails, the others go on
+            if os.environ.get("BLENDFIX_DEBUG"):
+                raise
+            failures.append((one[0].name, _unexpected(e)))
+
+    def flush() -> None:
+        if len(batch) == 1:
+            run_one(batch[0])
+        else:
+            try:
+                run(batch)
+            except Exception:  # noqa: BLE001 - retried pair by pair, each failure listed on its own
+                for one in batch:
+                    run_one(one)
         batch.clear()
 
     for item in progress(items, f"clean ({cleaner.method})", total=len(items)):
@@ -151,15 +173,27 @@ def cmd(source: Path, fused: Path | None, edited: Path | None, mask: Path | None
                else None if dest.file is not None else out / RUNTIME_FILE)
     refuse_overwriting_inputs([dest.path(i) for i in items] + ([runtime] if runtime else []),
                               [f for i in items for f in i.files.values()])
+    if dest.set is None:
+        prepare_output(dest.folder, {"-i": source, "--fused": fused, "--edited": edited, "--mask": mask})
     done: list[Item] = []
 
     def write(item: Item, image: np.ndarray) -> None:
         write_image(dest.path(item), image)
         done.append(item)
 
-    failures = clean_items(cleaner, items, write, attributes, batch_size)
-    dest.record(done)
-    if cleaner.count and runtime is not None:
-        info = json.dumps(cleaner.runtime(), indent=1)
-        atomic_write(runtime, info.encode)
+    lock_dir = source if dest.set is not None else dest.folder
+    with folder_lock(lock_dir, "blendfix clean run", "wait for it to finish, or give this run its own -o folder."):
+        failures = clean_items(cleaner, items, write, attributes, batch_size)
+        dest.record(done)
+        if cleaner.count and runtime is not None:
+            info = json.dumps(cleaner.runtime(), indent=1)
+            atomic_write(runtime, info.encode)
     return report_failures(failures, len(items))
+
+
+def _unexpected(e: Exception) -> str:
+    """One line for a pair that failed with something other than a user error (e.g. out of memory)."""
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    hint = ("; try a smaller --tile or --batch-size 1" if isinstance(e, MemoryError) or "memory" in msg.lower()
+            else "; rerun with BLENDFIX_DEBUG=1 for the traceback and please report it")
+    return f"could not be cleaned ({type(e).__name__}: {msg}){hint}"

@@ -33,6 +33,7 @@ from .common import (
     device_options,
     input_option,
     option,
+    prepare_output,
     refuse_overwriting_inputs,
     report_failures,
     run_each,
@@ -132,8 +133,7 @@ def cmd(source: Path, attribute: tuple[str, ...], editor_name: str, alpha: float
         result = apply_fusion(editor.edit(image, attrs[0], seed=seed), fusion, source=str(items[0]["original"]))
         write_image(out, result.fused)
         return 0
-    if out.resolve() == source.resolve():
-        raise click.BadParameter("-o is the input; choose another folder for the image set", param_hint="-o")
+    prepare_output(out, {"-i": source})
     target = ImageSet(out)
     ids = {(i.id, a): item_id(Path(i.id), a) for i in items for a in attrs}
     if len(set(ids.values())) < len(ids):

@@ -13,7 +13,7 @@ from ..metrics.evaluate import evaluate_dirs
 from ..metrics.fid import SmallSampleWarning
 from ..metrics.report import overall_table
 from ..registry import weights_dir
-from .common import option
+from .common import option, prepare_output
 
 
 def parse_methods(specs: tuple[str, ...]) -> dict[str, Path]:
@@ -73,6 +73,7 @@ def cmd(originals: Path, truth_dir: Path | None, mask_dir: Path | None, method_s
     scores: vs truth, seam and edit kept, per attribute and per artifact kind (docs/metrics.md).
     """
     methods = parse_methods(method_specs)
+    prepare_output(out_dir, {"-i": originals, **{f"--method {k}": v for k, v in methods.items()}})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SmallSampleWarning)  # it is in the report's warnings, printed below
         report = evaluate_dirs(originals, methods, out_dir, attributes_from=attributes_from, truth=truth_dir,

@@ -24,6 +24,7 @@ from .common import (
     input_option,
     option,
     output_option,
+    prepare_output,
     refuse_overwriting_inputs,
     report_failures,
     run_each,
@@ -53,6 +54,8 @@ def cmd(source: Path, fused: Path | None, attribute: str | None, parser_name: st
     dest = Destination(source, out, "face_mask", count=len(items), suffix=suffix, verb="mask")
     refuse_overwriting_inputs([dest.path(i, tag=t) for i in items for t in ("", "_overlay")],
                               [f for i in items for f in i.files.values()])
+    if dest.set is None:
+        prepare_output(dest.folder, {"-i": source, "--fused": fused})
     if parser_name == "bisenet":
         parser = get_parser("bisenet", device=device, **({"checkpoint": checkpoint} if checkpoint else {}))
     else:

@@ -135,6 +135,14 @@ def _report(s: RunSummary, out: Path) -> None:
     if s.made and s.timings:
         parts = ", ".join(f"{k} {v / s.made * 1000:.0f} ms" for k, v in sorted(s.timings.items()))
         click.echo(f"  time per photo: {parts}", err=True)
+    if s.io_errors:
+        click.echo(f"  error: {len(s.io_errors)} photo(s) failed on a file-system error (not listed as skipped; "
+                   f"a rerun retries them):", err=True)
+        for src, reason in s.io_errors[:_SHOWN_SKIPS]:
+            click.echo(f"    {src}: {reason}", err=True)
+    if s.stopped:
+        click.echo(f"  stopped early: {s.stopped}. Free space (or make {out} writable) and rerun the same "
+                   f"command: finished items are kept and the rest is made.", err=True)
     if s.skipped_before:
         click.echo(f"  {s.skipped_before} photo(s) skipped by an earlier run (see {SKIPPED}; "
                    f"--retry-skipped to retry).", err=True)

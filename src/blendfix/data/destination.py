@@ -37,6 +37,11 @@ class Destination:
             self.file = out
         self.out = out
 
+    @property
+    def folder(self) -> Path | None:
+        """The folder outputs go to outside an image set (``-o`` itself, or the folder of ``-o FILE``)."""
+        return None if self.set is not None else (self.file.parent if self.file is not None else self.out)
+
     def path(self, item: Item, role: str | None = None, tag: str = "") -> Path:
         """The file ``item``'s output (or its ``role`` output) goes to; ``tag`` names a side picture."""
         role = role or self.role

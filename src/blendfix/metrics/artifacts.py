@@ -51,7 +51,7 @@ def score_image(out: np.ndarray, original: np.ndarray, *, truth: np.ndarray | No
             dev = device or torch.device("cpu")
             scores["lpips_truth"] = float(lp_net(image_to_tensor(out, dev), image_to_tensor(truth, dev))[0])
     if mask is not None:
-        scores["seam"] = seam_score(out, truth if truth is not None else original, mask)
+        scores["seam"] = seam_score(out, truth if truth is not None else original, mask, original=original)
         ref = truth if truth is not None else fused
         if ref is not None:
             scores["edit_kept"] = edit_kept(out, original, ref, mask)

@@ -111,8 +111,15 @@ def gradient_energy(image: np.ndarray) -> np.ndarray:
 
 
 def seam_score(output: np.ndarray, reference: np.ndarray, mask: np.ndarray, *, radius: int | None = None,
-               within: np.ndarray | None = None) -> float:
+               within: np.ndarray | None = None, original: np.ndarray | None = None) -> float:
     """``(mean_band E(out) + eps) / (mean_band E(ref) + eps)``; ``nan`` when the band is empty.
+
+    With ``original`` (I, what ``evaluate`` passes): the *change field* version, ``E`` taken on
+    ``low_pass(out - I)`` and ``low_pass(ref - I)`` (Gaussian, sigma = :func:`seam_sigma`): a seam is
+    a step of the change across the boundary, which the photo's own edges (hair, eyes) no longer
+    mask. With the truth as reference, 1 = the change crosses the boundary as smoothly as the
+    truth's; with I as reference (no truth) the denominator is ``eps`` and the score is the band's
+    step energy in units of a one-level step, + 1: compare methods with each other.
 
     ``output``, ``reference`` (the truth, or the original I when there is none): ``(H, W, 3)`` in
     ``[0, 1]``; ``mask``: the edit mask ``(H, W)`` in ``[0, 1]``; ``radius``: band half-width
@@ -128,19 +135,37 @@ def seam_score(output: np.ndarray, reference: np.ndarray, mask: np.ndarray, *, r
         band &= _mask(np.asarray(within, np.float32), out.shape, "within") > 0.5
     if not band.any():
         return math.nan
+    if original is not None:
+        orig = _image(original, "original")
+        _same({"output": out, "original": orig})
+        out, ref = low_pass(out - orig, seam_sigma(r)), low_pass(ref - orig, seam_sigma(r))
     e_out = float(gradient_energy(out)[band].mean())
     e_ref = float(gradient_energy(ref)[band].mean())
     return (e_out + SEAM_EPS) / (e_ref + SEAM_EPS)
 
 
+def seam_sigma(radius: int) -> float:
+    """Sigma (pixels) of the low-pass on the change field: a third of the band radius (1 px at 256²)."""
+    return max(0.5, radius / 3.0)
+
+
+def low_pass(image: np.ndarray, sigma: float) -> np.ndarray:
+    """``image`` (``(H, W, C)``, any range) blurred by a Gaussian of ``sigma`` px, borders replicated."""
+    import cv2
+
+    return cv2.GaussianBlur(np.asarray(image, np.float64), (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+
+
 def edit_kept(output: np.ndarray, original: np.ndarray, reference: np.ndarray, mask: np.ndarray, *,
               radius: int | None = None) -> float:
-    """``mean|out - I| / mean|ref - I|`` over ``erode(B, D)`` (all channels); ``nan`` when undefined.
+    """The share of the reference's change that ``output`` carries over ``erode(B, D)``; ``nan`` when undefined.
 
-    ``reference``: the truth, or the fused image F when there is none. The eroded region falls back
-    to ``B`` itself when the erosion empties it (a thin edit). ``nan`` when ``B`` is empty or
-    ``mean|ref - I| < 1/255`` there (nothing was edited). Not clipped: above 1 = a stronger change
-    than the reference (e.g. colour step kept), around 0 = the edit was undone.
+    ``kept = sum (out - I) . (ref - I) / sum (ref - I) . (ref - I)`` over the region's pixels and
+    channels: the projection of the output's change on the wanted one, so 1 = all of it, 0 = undone
+    (out = I), 0.5 = half of it, and a change the reference does not have (a colour step, a ghost, a
+    tint) is not counted as the edit. ``reference``: the truth, or the fused image F when there is
+    none. The eroded region falls back to ``B`` itself when the erosion empties it (a thin edit).
+    ``nan`` when ``B`` is empty or ``mean|ref - I| < 1/255`` there (nothing was edited). Not clipped.
     """
     out, orig, ref = _image(output, "output"), _image(original, "original"), _image(reference, "reference")
     _same({"output": out, "original": orig, "reference": ref})
@@ -152,10 +177,11 @@ def edit_kept(output: np.ndarray, original: np.ndarray, reference: np.ndarray, m
         inner = region
     if not inner.any():
         return math.nan
-    want = float(np.abs(ref - orig)[inner].mean())
-    if want < KEPT_MIN_CHANGE:
+    wanted = (ref - orig)[inner].astype(np.float64)
+    if float(np.abs(wanted).mean()) < KEPT_MIN_CHANGE:
         return math.nan
-    return float(np.abs(out - orig)[inner].mean()) / want
+    got = (out - orig)[inner].astype(np.float64)
+    return float((got * wanted).sum() / (wanted * wanted).sum())
 
 
 def band_overlay(image: np.ndarray, mask: np.ndarray, radius: int | None = None) -> np.ndarray:

@@ -21,6 +21,7 @@ oval); :func:`detect_all_landmarks` returns all of them (up to ``max_faces``), l
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib.machinery
 import importlib.util
@@ -148,6 +149,45 @@ def _quiet_stderr():
             kept = [line for line in text.splitlines(keepends=True) if not _NOISE.match(line)]
             if kept:
                 os.write(fd, "".join(kept).encode("utf-8", "replace"))
+
+
+_filter_installed = False
+
+
+def filter_native_stderr() -> None:
+    """For a whole command-line run: pass file descriptor 2 through a filter that drops mediapipe's
+    chatter, including lines its graph threads print after :func:`_quiet_stderr` has ended (TFLite's
+    delegate notice comes from a thread, at an unpredictable moment). Everything else is passed on
+    unchanged; at exit the pipe is drained before the process ends. Idempotent."""
+    global _filter_installed
+    if _filter_installed:
+        return
+    try:
+        sys.stderr.flush()
+        real = os.dup(2)
+        read_end, write_end = os.pipe()
+    except (AttributeError, OSError, ValueError):
+        return
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    _filter_installed = True
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as src:
+            for line in src:
+                if not _NOISE.match(line.decode("utf-8", "replace")):
+                    os.write(real, line)
+
+    thread = threading.Thread(target=pump, name="blendfix-stderr-filter", daemon=True)
+    thread.start()
+
+    def drain() -> None:
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            sys.stderr.flush()
+        os.dup2(real, 2)  # the pipe's last writer is gone: the pump reads to its end and stops
+        thread.join(timeout=5)
+
+    atexit.register(drain)
 
 
 def _bindings():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from ..cleaner_weights import CONFIG_NAME, WEIGHTS_NAME, file_stem, from_run, load_cleaner, model_from  # noqa: F401
+from ..folders import PART_SUFFIX, partial_name, sweep_partials
 from ..io import atomic_write
 from ..nets.maresunet import MAResUNet, network_input, network_output
 
@@ -32,6 +34,7 @@ def export_safetensors(run: str | os.PathLike, out_dir: str | os.PathLike, fp16:
     model, info = from_run(run)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    sweep_partials(out)  # temporary files of a killed earlier export
     dtype = torch.float16 if fp16 else torch.float32
     state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
     path = out / f"{file_stem(fp16)}.safetensors"
@@ -69,24 +72,28 @@ def export_onnx(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool =
     model, info = from_run(run)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    sweep_partials(out)  # temporary graphs of a killed earlier export
     path = out / f"{file_stem(fp16)}.onnx"
-    part = path.with_name(f".{path.name}.part")  # checked before it takes the final name
+    # checked before it takes the final name; hidden, named after this process, removed on any failure
+    fd, part_name = tempfile.mkstemp(prefix=partial_name(path), suffix=f"{path.suffix}{PART_SUFFIX}", dir=out)
+    os.close(fd)
+    part = Path(part_name)
     wrapper = OnnxCleaner(model, torch.float16 if fp16 else torch.float32)
     gen = torch.Generator().manual_seed(0)
     example = (torch.rand(1, 3, check_size, check_size, generator=gen),
                torch.rand(1, 3, check_size, check_size, generator=gen))
     axes = {0: "batch", 2: "size", 3: "size"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # input checks become constants; fine
-        # the TorchScript exporter: the dynamo one needs onnxscript, which is not a dependency
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(wrapper, example, str(part), input_names=["fused", "original"], output_names=["clean"],
-                          dynamic_axes={"fused": axes, "original": axes, "clean": axes}, opset_version=opset,
-                          dynamo=False)
     # another batch size and side than the traced example, against the float32 PyTorch model
     check = (torch.rand(2, 3, check_size * 2, check_size * 2, generator=gen),
              torch.rand(2, 3, check_size * 2, check_size * 2, generator=gen))
     try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # input checks become constants; fine
+            # the TorchScript exporter: the dynamo one needs onnxscript, which is not a dependency
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(wrapper, example, str(part), input_names=["fused", "original"],
+                              output_names=["clean"], dynamic_axes={"fused": axes, "original": axes, "clean": axes},
+                              opset_version=opset, dynamo=False)
         diff = onnx_difference(part, OnnxCleaner(from_run(run)[0]), check)
         tol = ONNX_TOLERANCE["fp16" if fp16 else "fp32"]
         if not diff <= tol:
