@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,8 @@ from torch import nn
 
 from ..checkpoints import load_file
 from ..io import atomic_write
-from ..nets.maresunet import MAResUNet
+from ..nets.maresunet import MAResUNet, count_parameters
+from ..onnx_graph import OPSET, export_graph, graph_difference
 from .runs import latest_checkpoint, load_training_checkpoint, resolve_run
 
 WEIGHTS_NAME = "cleaner.safetensors"
@@ -51,6 +51,36 @@ def _from_run(run: str | os.PathLike) -> tuple[MAResUNet, dict[str, Any]]:
     return _model_from(state["model_config"], state["model"]), info
 
 
+def resolve_cleaner_file(source: str | os.PathLike) -> Path:
+    """The one file that defines the cleaner ``source`` names (see :func:`load_cleaner`).
+
+    An export folder gives its ``cleaner.safetensors`` (else ``cleaner_fp16.safetensors``, else
+    ``cleaner.onnx``); a run folder or a folder of numbered runs gives the newest checkpoint; a file
+    is itself. Raises ``FileNotFoundError`` naming ``source`` when there is none.
+    """
+    path = Path(source)
+    if path.is_dir():
+        for name in (WEIGHTS_NAME, f"{_stem(True)}.safetensors", "cleaner.onnx"):
+            if (path / name).is_file():
+                return path / name
+        ckpt = latest_checkpoint(resolve_run(path))
+        if ckpt is None:
+            raise FileNotFoundError(f"{source}: no checkpoint in this run")
+        return ckpt
+    if not path.is_file():
+        raise FileNotFoundError(f"{source}: no such cleaner weights, run folder or checkpoint")
+    return path
+
+
+def safetensors_config(path: Path) -> Path:
+    """The model config (``cleaner.json``) that belongs to an exported ``.safetensors`` file."""
+    cfg_path = path.with_suffix(".json") if path.with_suffix(".json").is_file() else path.with_name(CONFIG_NAME)
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{path}: its model config {path.with_suffix('.json').name} is missing beside it "
+                                f"(written by `blendfix export`)")
+    return cfg_path
+
+
 def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") -> MAResUNet:
     """A trained MAResU-Net in eval mode on ``device`` (float32); call ``.clean(fused, original)``.
 
@@ -58,21 +88,13 @@ def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") 
     training run folder, a folder of numbered runs (newest) or a training checkpoint file; or the
     released raw state_dict (e.g. ``iter_200000``, default architecture).
     """
-    path = Path(source)
-    for name in (WEIGHTS_NAME, f"{_stem(True)}.safetensors"):
-        if path.is_dir() and (path / name).is_file():
-            path = path / name
-            break
+    path = resolve_cleaner_file(source)
+    if path.suffix == ".onnx":
+        raise ValueError(f"{path}: an ONNX graph runs in onnxruntime, not PyTorch; use --runtime onnxruntime "
+                         "(or auto on a CPU), or give the .safetensors export instead")
     if path.suffix == ".safetensors":
-        cfg_path = path.with_suffix(".json") if path.with_suffix(".json").is_file() else path.with_name(CONFIG_NAME)
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"{path}: its model config {path.with_suffix('.json').name} is missing beside it "
-                                    f"(written by `blendfix export`)")
-        return _model_from(json.loads(cfg_path.read_text())["model"], load_file(path)).to(device)
-    if path.is_dir():
-        return _from_run(path)[0].to(device)
-    if not path.is_file():
-        raise FileNotFoundError(f"{source}: no such cleaner weights, run folder or checkpoint")
+        cfg = json.loads(safetensors_config(path).read_text())["model"]
+        return _model_from(cfg, load_file(path)).to(device)
     state = load_file(path)
     if isinstance(state, dict) and "model" in state and "step" in state:
         return _from_run(path)[0].to(device)
@@ -113,7 +135,7 @@ class OnnxCleaner(nn.Module):
 
 
 def export_onnx(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool = False, check_size: int = 64,
-                opset: int = 17) -> tuple[Path, float]:
+                opset: int = OPSET) -> tuple[Path, float]:
     """Write ``cleaner.onnx`` and check it in onnxruntime; returns the path and the max abs difference.
 
     Raises ``ValueError`` when onnxruntime and PyTorch differ by more than :data:`ONNX_TOLERANCE`.
@@ -122,30 +144,22 @@ def export_onnx(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool =
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{_stem(fp16)}.onnx"
-    part = path.with_name(f".{path.name}.part")  # checked before it takes the final name
     wrapper = OnnxCleaner(model, torch.float16 if fp16 else torch.float32)
     gen = torch.Generator().manual_seed(0)
     example = (torch.rand(1, 3, check_size, check_size, generator=gen),
                torch.rand(1, 3, check_size, check_size, generator=gen))
     axes = {0: "batch", 2: "size", 3: "size"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # input checks become constants; fine
-        # the TorchScript exporter: the dynamo one needs onnxscript, which is not a dependency
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(wrapper, example, str(part), input_names=["fused", "original"], output_names=["clean"],
-                          dynamic_axes={"fused": axes, "original": axes, "clean": axes}, opset_version=opset,
-                          dynamo=False)
+    graph = export_graph(wrapper, example, ["fused", "original"], ["clean"],
+                         {"fused": axes, "original": axes, "clean": axes},
+                         metadata={"blendfix_interface": "pair", "parameters": count_parameters(model)}, opset=opset)
     # another batch size and side than the traced example, against the float32 PyTorch model
     check = (torch.rand(2, 3, check_size * 2, check_size * 2, generator=gen),
              torch.rand(2, 3, check_size * 2, check_size * 2, generator=gen))
-    try:
-        diff = onnx_difference(part, OnnxCleaner(_from_run(run)[0]), check)
-        tol = ONNX_TOLERANCE["fp16" if fp16 else "fp32"]
-        if not diff <= tol:
-            raise ValueError(f"{path}: onnxruntime differs from PyTorch by {diff:.3g} (> {tol}); export rejected")
-        os.replace(part, path)  # only a checked graph takes the final name
-    finally:
-        part.unlink(missing_ok=True)
+    diff = graph_difference(graph, OnnxCleaner(_from_run(run)[0]), {"fused": check[0], "original": check[1]})
+    tol = ONNX_TOLERANCE["fp16" if fp16 else "fp32"]
+    if not diff <= tol:
+        raise ValueError(f"{path}: onnxruntime differs from PyTorch by {diff:.3g} (> {tol}); export rejected")
+    atomic_write(path, lambda: graph)  # only a checked graph is written
     meta = {"architecture": "maresunet", "model": model.config, "dtype": "fp16" if fp16 else "fp32",
             "onnx_max_abs_diff": diff, "inputs": "fused, original: (B,3,S,S) float32 RGB in [0,1], S multiple of 32",
             "output": "clean: (B,3,S,S) float32 in [0,1]", **info}
@@ -155,11 +169,4 @@ def export_onnx(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool =
 
 def onnx_difference(path: str | os.PathLike, module: nn.Module, inputs: tuple[torch.Tensor, torch.Tensor]) -> float:
     """Max abs difference between onnxruntime (CPU) and ``module`` on ``(fused, original)``."""
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {"fused": inputs[0].numpy(), "original": inputs[1].numpy()})[0]
-    module.eval()
-    with torch.no_grad():
-        ref = module(*inputs).numpy()
-    return float(abs(got - ref).max())
+    return graph_difference(path, module, {"fused": inputs[0], "original": inputs[1]})
