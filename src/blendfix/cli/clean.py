@@ -3,6 +3,10 @@
 ``-i`` and ``--fused`` (or ``--edited``) are two files, or two folders paired by name stem; ``--mask``
 is a file (serving every original) or a folder. A pair that fails (unreadable, sizes differ, no face
 for ``poisson``) is skipped and listed at the end, and the exit code is 1.
+
+A folder run is pipelined (:mod:`blendfix.folder_run`): worker threads decode the next pairs and
+write finished images while the network runs on batches of same-size pairs; on a CPU the network
+runs in onnxruntime (``--runtime``, :mod:`blendfix.runtime`).
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import click
 
 from ..cleaning import METHODS, CleanConfig, Cleaner, prepare_fused
 from ..errors import BlendfixError
+from ..folder_run import run_pipelined
 from ..io import atomic_write, list_images, match_by_stem, read_image, read_mask, write_image
-from .common import device_options, progress, refuse_overwriting_inputs, report_failures
+from ..runtime import RUNTIMES
+from .common import device_options, progress_bar, refuse_overwriting_inputs, report_failures
 
 
 def _match(origs: list[Path], other: Path, name: str, serves_all: bool = False) -> dict[Path, Path]:
@@ -82,10 +88,16 @@ def _echo_warnings(caught: list[warnings.WarningMessage], name: str) -> None:
 @click.option("--attributes-from", "attributes_from", type=click.Path(exists=True, path_type=Path), default=None,
               help="poisson: each file's own rule from a manifest.jsonl (or a training-set folder), by name stem.")
 @click.option("--tile", default=1024, show_default=True, help="Largest side run in one piece; larger is tiled.")
+@click.option("--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True,
+              help="Network runtime: auto = onnxruntime on a CPU (graph exported once, cached), torch on CUDA.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Threads of the network on a CPU [default: all cores].")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Threads decoding and writing images while the network runs.")
 @device_options
 def cmd(original: Path, fused: Path | None, edited: Path | None, mask: Path | None, out_dir: Path, method: str,
-        weights: str | None, attribute: str | None, attributes_from: Path | None, tile: int, device: str,
-        batch_size: int, precision: str) -> int:
+        weights: str | None, attribute: str | None, attributes_from: Path | None, tile: int, runtime: str,
+        threads: int | None, workers: int, device: str, batch_size: int, precision: str) -> int:
     """Clean fused images: outputs keep the originals' names, plus runtime.json for `evaluate`."""
     pairs = _pairs(original, fused, edited, mask)
     refuse_overwriting_inputs([out_dir / f"{p['original'].stem}.png" for p in pairs] + [out_dir / "runtime.json"],
@@ -98,49 +110,23 @@ def cmd(original: Path, fused: Path | None, edited: Path | None, mask: Path | No
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         cleaner = Cleaner(CleanConfig(method=method, weights=weights, device=device, precision=precision,
-                                      batch_size=batch_size, tile=tile, attribute=attribute))
+                                      batch_size=batch_size, tile=tile, attribute=attribute, runtime=runtime,
+                                      threads=threads))
     _echo_warnings(caught, "clean")
-    failures: list[tuple[str, str]] = []
-    batch: list[tuple[dict, object, object]] = []
-    user_errors = (BlendfixError, ValueError, FileNotFoundError)
+    def process(items: list[dict], data: list[tuple]) -> list:
+        return cleaner([d[0] for d in data], [d[1] for d in data], [(p["original"], _other(p)) for p in items],
+                       [per_item.get(p["original"].stem) for p in items])
 
-    def run(items: list[tuple[dict, object, object]]) -> None:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            outs = cleaner([b[1] for b in items], [b[2] for b in items],
-                           [(b[0]["original"], _other(b[0])) for b in items],
-                           [per_item.get(b[0]["original"].stem) for b in items])
-        _echo_warnings(caught, items[0][0]["original"].name if len(items) == 1 else "clean")
-        for (pair, _, _), img in zip(items, outs, strict=True):
-            write_image(out_dir / f"{pair['original'].stem}.png", img)
+    def save(pair: dict, img: object) -> None:
+        write_image(out_dir / f"{pair['original'].stem}.png", img)
 
-    def flush() -> None:
-        """Clean the batch; if it fails, clean its pairs one by one so one bad pair skips only itself."""
-        if not batch:
-            return
-        try:
-            run(batch)
-        except user_errors:
-            for item in batch:
-                try:
-                    run([item])
-                except user_errors as e:
-                    failures.append((item[0]["original"].name, str(e)))
-        batch.clear()
+    def warn(label: str, notes: list[str]) -> None:
+        for note in notes:
+            click.echo(f"warning: {label}: {note}", err=True)
 
-    for pair in progress(pairs, f"clean ({cleaner.method})", total=len(pairs)):
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                orig, fz = _load(pair)
-            _echo_warnings(caught, pair["original"].name)
-        except user_errors as e:
-            failures.append((pair["original"].name, str(e)))
-            continue
-        batch.append((pair, orig, fz))
-        if len(batch) >= batch_size:
-            flush()
-    flush()
+    with progress_bar(len(pairs), f"clean ({cleaner.method}, {cleaner.runtime_name})") as bar:
+        failures = run_pipelined(pairs, _load, process, save, batch_size=batch_size, key=lambda d: d[0].shape[:2],
+                                 name=lambda p: p["original"].name, workers=workers, warn=warn, done=bar.update)
     if cleaner.count:
         info = json.dumps(cleaner.runtime(), indent=1)
         atomic_write(out_dir / "runtime.json", info.encode)
