@@ -125,3 +125,28 @@ def test_residual_option_starts_from_the_fused_image_with_the_released_layout():
     again = _model_from(res.config, res.state_dict())
     with torch.no_grad():
         assert again.residual and torch.allclose(again(x), x[:, :3] + 0.1, atol=1e-6)
+
+
+def test_input_skip_reaches_full_resolution_detail_and_keeps_the_other_keys():
+    torch.manual_seed(0)
+    kw = {"widths": (16, 16, 32, 32), "blocks": (1, 1, 1, 1), "head_width": 8}
+    plain = MAResUNet(**kw)
+    skip = MAResUNet(**kw, residual=True, input_skip=True)
+    ps, ss = plain.state_dict(), skip.state_dict()
+    assert list(ps) == list(ss)
+    assert [k for k in ps if ps[k].shape != ss[k].shape] == ["finalconv2.weight"]
+    assert ss["finalconv2.weight"].shape[1] == 8 + 6
+    # a one-pixel change of I reaches the output at that pixel only through the full-resolution path:
+    # give the head a path from I's first channel and check the response is local
+    skip.finalconv3.weight.data.normal_(0, 0.1)
+    x = torch.zeros(1, 6, 64, 64)
+    y = x.clone()
+    y[0, 3, 31, 31] = 1.0
+    skip.eval()
+    with torch.no_grad():
+        d = (skip(y) - skip(x)).abs().sum(1)[0]
+    assert d[31, 31] > 0 and d[29:34, 29:34].sum() > 0.5 * d.sum()
+    from blendfix.train.export import _model_from
+
+    again = _model_from(skip.config, skip.state_dict())
+    assert again.input_skip and torch.equal(again.eval()(y), skip(y))

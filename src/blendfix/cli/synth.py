@@ -32,7 +32,11 @@ _SHOWN_SKIPS = 20
               help="Dataset folder (created; a rerun resumes it).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A SynthConfig YAML (e.g. another set's config.yaml); options given here override it.")
-@click.option("--editor", type=click.Choice(EDITOR_CHOICES), help="synthetic (offline, default) or gan.")
+@click.option("--editor", type=click.Choice(EDITOR_CHOICES),
+              help="synthetic (offline, default), gan (the paper's, needs checkpoints), paste (user-like "
+                   "pasted pairs, offline) or mixed (each item synthetic or paste).")
+@click.option("--variants", type=click.IntRange(min=1),
+              help="Items per photo, each with its own seed, attribute (and editor for mixed); default 1.")
 @click.option("--attributes", help=f"Comma-separated subset of {','.join(ATTRIBUTES)} (default: all four).")
 @click.option("--seed", type=click.IntRange(min=0), help="Global seed (default 0).")
 @click.option("--resolution", type=click.IntRange(min=32), help="Square side photos are resized to (default 256).")
@@ -56,7 +60,7 @@ _SHOWN_SKIPS = 20
               help="Merge the synth folders given as arguments into -o instead of synthesising.")
 @device_options
 def cmd(sources: tuple[Path, ...], input_: Path | None, output: Path, config_file: Path | None, editor: str | None,
-        attributes: str | None, seed: int | None, resolution: int | None, non_square: str | None,
+        variants: int | None, attributes: str | None, seed: int | None, resolution: int | None, non_square: str | None,
         poisson: str | None, parser: str | None, generator: str | None, encoder: str | None, diffcam: str | None,
         alpha: float | None, workers: int, shard: str | None, limit: int | None, retry_skipped: bool,
         strict: bool, merge: bool, device: str, batch_size: int, precision: str) -> int:
@@ -88,7 +92,7 @@ def cmd(sources: tuple[Path, ...], input_: Path | None, output: Path, config_fil
         raise click.UsageError("give the photo folder with -i (or --merge FOLDERS)")
     given = {"input": str(input_), "editor": editor, "seed": seed, "resolution": resolution,
              "non_square": non_square, "poisson": poisson, "parser": parser, "generator": generator, "encoder": encoder,
-             "diffcam": diffcam, "alpha": alpha,
+             "diffcam": diffcam, "alpha": alpha, "variants": variants,
              "attributes": [a for a in attributes.split(",") if a.strip()] if attributes else None}
     config = _config(config_file, {k: v for k, v in given.items() if v is not None})
     from ..synth.pipeline import checkpoint_hashes

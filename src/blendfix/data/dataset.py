@@ -32,6 +32,10 @@ from . import layout
 #: The images a sample holds, by key, and their file in an item folder.
 SAMPLE_FILES = {"original": layout.ORIGINAL, "fused": layout.FUSED, "target": layout.TARGET}
 SPLITS = ("train", "val", "all")
+#: what ``sample["target"]`` is: the paper's Poisson teacher (``target.png``), the editor's known
+#: truth (``truth.png``), or per sample one of them (``mix``: truth with probability ``truth_share``
+#: when the item has one, drawn from the augmentation seed; validation always takes the truth).
+TARGETS = ("poisson", "truth", "mix")
 
 
 def _manifest_ids(root: Path) -> list[str] | None:
@@ -60,6 +64,11 @@ def list_items(root: str | os.PathLike) -> list[Path]:
     belongs to an unfinished synth run); otherwise every folder under ``items/`` not starting with
     ``.``. Either way an item needs its original, fused and target images.
     """
+    return _complete(root, SAMPLE_FILES.values())
+
+
+def _complete(root: str | os.PathLike, needed: Any) -> list[Path]:
+    needed = tuple(needed)
     root = Path(root)
     items_dir = root / layout.ITEMS
     if not items_dir.is_dir():
@@ -70,7 +79,7 @@ def list_items(root: str | os.PathLike) -> list[Path]:
         candidates = [p for p in items_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
     else:
         candidates = [items_dir / i for i in dict.fromkeys(ids)]
-    return sorted((p for p in candidates if all((p / f).is_file() for f in SAMPLE_FILES.values())),
+    return sorted((p for p in candidates if all((p / f).is_file() for f in needed)),
                   key=lambda p: p.name)
 
 
@@ -101,18 +110,31 @@ class BlendDataset(Dataset):
         flip: random horizontal flips.
         val_fraction: share of items in the validation split.
         split_seed: changes which items are held out.
+        target: one of :data:`TARGETS` (``truth`` keeps only items with ``truth.png``).
+        truth_share: with ``target="mix"``, the share of training samples whose target is the truth.
     """
 
     def __init__(self, root: str | os.PathLike, split: str = "train", crop: int | None = None, flip: bool = False,
-                 val_fraction: float = 0.1, split_seed: int = 0) -> None:
+                 val_fraction: float = 0.1, split_seed: int = 0, target: str = "poisson",
+                 truth_share: float = 0.5) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        if not 0 <= truth_share <= 1:
+            raise ValueError(f"truth_share must be in [0, 1], got {truth_share}")
         if not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         if crop is not None and crop < 1:
             raise ValueError(f"crop must be positive, got {crop}")
         self.root = Path(root)
         items = list_items(root)
+        if target == "truth":
+            with_truth = set(_complete(root, (layout.TRUTH,)))
+            if not with_truth:
+                raise ValueError(f"{root}: no item has {layout.TRUTH} (a set made before layout 2, or by the GAN "
+                                 f"editor); use data.target=poisson, or synthesise with --editor synthetic/paste/mixed")
+            items = [p for p in items if p in with_truth]
         if split != "all":
             want_val = split == "val"
             items = [p for p in items if in_validation(p.name, val_fraction, split_seed) == want_val]
@@ -121,6 +143,7 @@ class BlendDataset(Dataset):
                              f"(val_fraction={val_fraction}); the set may be too small")
         self.items = items
         self.split, self.crop, self.flip = split, crop, flip
+        self.target, self.truth_share = target, truth_share
 
     def __len__(self) -> int:
         return len(self.items)
@@ -128,12 +151,22 @@ class BlendDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         index, aug_seed = key if isinstance(key, tuple) else (key, None)
         item = self.items[index]
-        images = {name: image_to_tensor(read_image(item / fname))[0] for name, fname in SAMPLE_FILES.items()}
+        files = {**SAMPLE_FILES, "target": self._target_file(item, aug_seed)}
+        images = {name: image_to_tensor(read_image(item / fname))[0] for name, fname in files.items()}
         sizes = {tuple(t.shape[-2:]) for t in images.values()}
         if len(sizes) != 1:
             raise ValueError(f"{item}: original, fused and target differ in size {sorted(sizes)}")
         images = self._augment(images, aug_seed, item)
         return {**images, "attribute": _attribute(item), "id": item.name}
+
+    def _target_file(self, item: Path, aug_seed: int | None) -> str:
+        """``target.png`` or ``truth.png`` for this sample (see :data:`TARGETS`)."""
+        if self.target == "poisson" or not (item / layout.TRUTH).is_file():
+            return layout.TARGET
+        if self.target == "truth" or aug_seed is None:
+            return layout.TRUTH
+        draw = int.from_bytes(hashlib.sha256(f"target:{aug_seed}".encode()).digest()[:8], "big") / 2**64
+        return layout.TRUTH if draw < self.truth_share else layout.TARGET
 
     def _augment(self, images: dict[str, torch.Tensor], aug_seed: int | None, item: Path) -> dict[str, torch.Tensor]:
         h, w = next(iter(images.values())).shape[-2:]

@@ -13,7 +13,9 @@
         mask.png              M   8-bit soft Diff-CAM-like mask, weight = v / 255
         fused.png             F = T * M + I * (1 - M)  (network input, with I)
         face_mask.png         M_face {0, 255}: face classes, eyes excluded, intersected over F and I
-        target.png            seamless clone of F into I over M_face (the training target)
+        target.png            seamless clone of F into I over M_face (the paper's training target)
+        truth.png             the artifact-free result, when the editor knows it (synthetic, paste):
+                              the edit kept, no ghost, seam or colour step (layout version 2)
         meta.json             the item's manifest record
 
 An item folder is written under ``items/.<item_id>.tmp`` and renamed into place when complete, so
@@ -40,5 +42,12 @@ FUSED = "fused.png"
 FACE_MASK = "face_mask.png"
 TARGET = "target.png"
 META = "meta.json"
+TRUTH = "truth.png"
+
+#: 1: the paper's files; 2: + optional truth.png and the manifest fields ``kind``, ``layout``.
+#: Sets of version 1 still load (no truth: truth-based targets and scores are unavailable).
+LAYOUT_VERSION = 2
 
 ITEM_FILES = (ORIGINAL, INVERTED, EDITED, MASK, FUSED, FACE_MASK, TARGET, META)
+#: files an item may have besides :data:`ITEM_FILES` (copied by merges when present)
+OPTIONAL_FILES = (TRUTH,)

@@ -11,6 +11,7 @@ from .base import Editor, EditResult
 EDITORS = {
     "synthetic": "blendfix.edit.synthetic:SyntheticEditor",
     "gan": "blendfix.edit.gan:GanEditor",
+    "paste": "blendfix.edit.paste:PasteEditor",
 }
 
 

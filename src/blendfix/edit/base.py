@@ -25,6 +25,13 @@ class EditResult:
     mask: np.ndarray
     attribute: str
     info: dict[str, Any] = field(default_factory=dict)  # editor name, seed, alpha, checkpoint hashes...
+    #: the artifact-free result, when the editor knows it: the same change applied to I itself,
+    #: composited without ghost, seam or colour step (``float32 (H, W, 3)`` in ``[0, 1]``); ``None``
+    #: for editors that cannot know it (the GAN editor).
+    truth: np.ndarray | None = None
+    #: what made the pair, for per-kind scores: ``gan:<attribute>``, ``synthetic:<attribute>``,
+    #: ``paste:<shape>``; empty = unknown.
+    kind: str = ""
 
     @property
     def fused(self) -> np.ndarray:

@@ -68,6 +68,26 @@ class SyntheticConfig:
             raise ValueError(f"SyntheticConfig.cam_upsample must be one of {UPSAMPLE_MODES}; got {self.cam_upsample!r}")
 
 
+#: how the truth's weight map comes from M (recorded in every result's ``info``)
+TRUTH_RULE = "w = blur(smoothstep(0.1, 0.5, M), sigma = 1.5% of the side); truth = I + w * (edit(I) - I)"
+
+
+def truth_weight(mask: np.ndarray, low: float = 0.1, high: float = 0.5, sigma_frac: float = 0.015) -> np.ndarray:
+    """Where the truth carries the edit: ``float32 (H, W)`` in ``[0, 1]`` from the soft mask ``M``.
+
+    The edit is kept fully where ``M >= high`` (F visibly carries it), dropped where ``M <= low``
+    (the CAM missed it, F does not show it: never invented), with a smoothstep between; a Gaussian
+    blur of ``sigma_frac`` times the shorter side then removes any step, so the truth has no seam.
+    """
+    m = np.asarray(mask, np.float32)
+    if m.ndim != 2:
+        raise ValueError(f"truth_weight: mask must be (H, W); got {m.shape}")
+    x = np.clip((m - low) / (high - low), 0.0, 1.0)
+    w = x * x * (3.0 - 2.0 * x)
+    sigma = max(0.5, sigma_frac * min(m.shape))
+    return np.clip(cv2.GaussianBlur(w, (0, 0), sigma), 0.0, 1.0).astype(np.float32)
+
+
 def _rng(seed: int, tag: str) -> np.random.Generator:
     """A Generator from ``(seed, tag)``; stable across processes (crc32, not ``hash``)."""
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(tag.encode())])
@@ -144,10 +164,16 @@ class SyntheticEditor:
             edited = colour_drift(geometric_drift(edited, edit_rng, 0.3 * cfg.entangle), edit_rng, cfg.entangle)
         mask = cam_like_mask(region, edit_rng, size=(h, w), grid=cfg.cam_grid, spill=cfg.cam_spill,
                              holes=cfg.cam_holes, shift=cfg.cam_shift, upsample=cfg.cam_upsample, fold=cfg.fold)
+        # the truth: the same change (fresh generator, same draws) applied to I itself, no entanglement
+        true_edit, _ = apply_attribute(attr, work, wgeo, _rng(seed, attr), cfg.strength)
+        delta = true_edit - work
         if (rh, rw) != (h, w):
             inverted = cv2.resize(inverted, (w, h), interpolation=cv2.INTER_CUBIC)
             edited = cv2.resize(edited, (w, h), interpolation=cv2.INTER_CUBIC)
+            delta = cv2.resize(delta, (w, h), interpolation=cv2.INTER_CUBIC)
+        truth = np.clip(img + truth_weight(mask)[..., None] * delta, 0, 1).astype(np.float32)
         info = {"editor": "synthetic", "seed": int(seed), "attribute": attr, "config": dataclasses.asdict(cfg),
-                "render_size": [rh, rw]}
+                "render_size": [rh, rw], "truth_rule": TRUTH_RULE}
         return EditResult(original=img, inverted=np.clip(inverted, 0, 1).astype(np.float32),
-                          edited=np.clip(edited, 0, 1).astype(np.float32), mask=mask, attribute=attr, info=info)
+                          edited=np.clip(edited, 0, 1).astype(np.float32), mask=mask, attribute=attr, info=info,
+                          truth=truth, kind=f"synthetic:{attr}")

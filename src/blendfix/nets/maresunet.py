@@ -141,12 +141,17 @@ class MAResUNet(nn.Module):
         residual: blendfix option, off in the released network: the output is F + the head's output, and
             the last convolution starts at zero, so an untrained network returns F unchanged and training
             only learns the correction. The state_dict layout is the same either way.
+        input_skip: blendfix option, off in the released network: the full-resolution input (F and I)
+            is concatenated to the head's features before ``finalconv2`` (whose ``in_channels`` grow
+            by ``in_channels``). The paper's network reaches full resolution only through a stride-4
+            encoder, so it cannot copy the photo's fine texture; with this path it can (a
+            full-resolution gate between F and I). Changes ``finalconv2.weight``'s shape only.
     """
 
     def __init__(self, in_channels: int = 6, out_channels: int = 3,
                  widths: tuple[int, int, int, int] = RESNET34_WIDTHS,
                  blocks: tuple[int, int, int, int] = RESNET34_BLOCKS, head_width: int = 32,
-                 residual: bool = False) -> None:
+                 residual: bool = False, input_skip: bool = False) -> None:
         super().__init__()
         if len(widths) != 4 or len(blocks) != 4 or min(blocks) < 1 or head_width < 1:
             raise ValueError(f"MAResUNet needs 4 widths and 4 positive block counts, got {widths}, {blocks}")
@@ -156,10 +161,11 @@ class MAResUNet(nn.Module):
             raise ValueError(f"MAResUNet widths must be at least 16 (the attention needs >= 2 query channels), "
                              f"got {widths}")
         self.config = {"in_channels": in_channels, "out_channels": out_channels, "widths": list(widths),
-                       "blocks": list(blocks), "head_width": head_width, "residual": residual}
+                       "blocks": list(blocks), "head_width": head_width, "residual": residual,
+                       "input_skip": input_skip}
         if residual and out_channels > in_channels:
             raise ValueError("residual=True adds the fused image to the output: out_channels <= in_channels")
-        self.residual = residual
+        self.residual, self.input_skip = residual, input_skip
         w1, w2, w3, w4 = widths
         self.firstconv = nn.Conv2d(in_channels, w1, 7, stride=2, padding=3)
         self.firstbn = nn.BatchNorm2d(w1)
@@ -179,7 +185,7 @@ class MAResUNet(nn.Module):
         self.decoder1 = DecoderBlock(w1, w1)
         self.finaldeconv1 = nn.ConvTranspose2d(w1, head_width, 4, stride=2, padding=1)
         self.finalrelu1 = nn.ReLU()
-        self.finalconv2 = nn.Conv2d(head_width, head_width, 3, padding=1)
+        self.finalconv2 = nn.Conv2d(head_width + (in_channels if input_skip else 0), head_width, 3, padding=1)
         self.finalrelu2 = nn.ReLU()
         self.finalconv3 = nn.Conv2d(head_width, out_channels, 3, padding=1)
         init_resnet_weights(nn.ModuleList([self.firstbn, self.encoder1, self.encoder2, self.encoder3,
@@ -207,6 +213,8 @@ class MAResUNet(nn.Module):
         d2 = self.decoder2(d3) + self.attention1(e1)
         d1 = self.decoder1(d2)
         y = self.finalrelu1(self.finaldeconv1(d1))
+        if self.input_skip:
+            y = torch.cat([y, x_in], 1)
         y = self.finalrelu2(self.finalconv2(y))
         y = self.finalconv3(y)
         return y + x_in[:, : y.shape[1]] if self.residual else y

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from ..attributes import ATTRIBUTES, canonical
 
-EDITOR_CHOICES = ("synthetic", "gan")
+EDITOR_CHOICES = ("synthetic", "gan", "paste", "mixed")
+#: editors an item of a ``mixed`` set is drawn from (by a hash of seed and path)
+MIXED_EDITORS = ("synthetic", "paste")
 NON_SQUARE_CHOICES = ("crop", "skip")
 POISSON_CHOICES = ("torch", "opencv")
 PARSER_CHOICES = ("landmarks", "bisenet")
@@ -27,7 +29,10 @@ class SynthConfig:
     """What a training set is built from; saved as ``config.yaml`` in the dataset folder.
 
     * ``input``: the photo folder as given (recorded only; items are keyed by their path inside it).
-    * ``editor``: ``synthetic`` (offline, no weights) or ``gan`` (StyleGAN2 + pSp + Diff-CAM).
+    * ``editor``: ``synthetic`` (offline, no weights), ``gan`` (StyleGAN2 + pSp + Diff-CAM),
+      ``paste`` (user-like pasted pairs, offline) or ``mixed`` (each item synthetic or paste).
+    * ``variants``: items per photo (each its own seed, attribute and, for ``mixed``, editor);
+      variant 0 is the item a one-variant set has, so sets grow without changing old items.
     * ``attributes``: each photo gets one of these, drawn from its item seed.
     * ``seed``: the global seed; an item's seed is derived from it and the photo's relative path.
     * ``resolution``: photos are centre-cropped to a square (see ``non_square``) and resized to
@@ -54,6 +59,7 @@ class SynthConfig:
     encoder: str | None = None
     diffcam: str | None = None
     alpha: float | None = None
+    variants: int = 1
 
     def __post_init__(self) -> None:
         if self.editor not in EDITOR_CHOICES:
@@ -70,12 +76,30 @@ class SynthConfig:
             raise ValueError(f"poisson {self.poisson!r}: choose one of {', '.join(POISSON_CHOICES)}")
         if self.parser not in PARSER_CHOICES:
             raise ValueError(f"parser {self.parser!r}: choose one of {', '.join(PARSER_CHOICES)}")
+        if self.variants < 1:
+            raise ValueError(f"variants {self.variants}: must be at least 1")
+        if self.editor == "gan" and self.variants > 1:
+            raise ValueError("variants > 1 needs an offline editor (synthetic, paste, mixed)")
         if self.seed < 0:
             raise ValueError(f"seed {self.seed}: must be >= 0")
 
 
 #: Fields that must agree between runs writing into one dataset folder, and between merged shards.
-DEFINING_FIELDS = ("editor", "attributes", "seed", "resolution", "non_square", "poisson", "parser", "alpha")
+DEFINING_FIELDS = ("editor", "attributes", "seed", "resolution", "non_square", "poisson", "parser", "alpha", "variants")
+
+
+def variant_rel(rel: str, variant: int) -> str:
+    """The identity of variant ``variant`` of photo ``rel``: ``rel`` itself for 0, ``rel#k`` after."""
+    if variant < 0:
+        raise ValueError(f"variant {variant}: must be >= 0")
+    return rel if variant == 0 else f"{rel}#{variant}"
+
+
+def choose_editor(editor: str, global_seed: int, vrel: str) -> str:
+    """The editor of one item: ``editor`` itself, or for ``mixed`` one of :data:`MIXED_EDITORS`."""
+    if editor != "mixed":
+        return editor
+    return MIXED_EDITORS[int.from_bytes(_digest("editor", global_seed, vrel)[:8], "big") % len(MIXED_EDITORS)]
 
 
 def _digest(*parts: object) -> bytes:

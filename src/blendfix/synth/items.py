@@ -46,6 +46,7 @@ class Task:
     item_id: str
     seed: int
     attribute: str
+    editor: str = ""  # the editor of this item ("" = the set's editor)
 
 
 class ItemMaker(Protocol):
@@ -95,7 +96,8 @@ def base_record(task: Task, ctx: RunContext) -> dict[str, Any]:
     """The manifest fields every item has (see :mod:`blendfix.data.layout`)."""
     cfg = ctx.config
     return {"id": task.item_id, "source": task.source, "rel": task.rel, "attribute": task.attribute,
-            "seed": task.seed, "global_seed": cfg.seed, "editor": cfg.editor, "resolution": cfg.resolution,
+            "seed": task.seed, "global_seed": cfg.seed, "editor": task.editor or cfg.editor,
+            "resolution": cfg.resolution,
             "checkpoints": dict(ctx.checkpoints), "blendfix_version": __version__}
 
 

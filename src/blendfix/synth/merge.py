@@ -73,7 +73,7 @@ def _link_item(src: Path, dst_items: Path, item: str) -> None:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    for f in layout.ITEM_FILES:
+    for f in (*layout.ITEM_FILES, *(o for o in layout.OPTIONAL_FILES if (src / o).is_file())):
         try:
             os.link(src / f, tmp / f)
         except OSError:

@@ -32,7 +32,7 @@ import numpy as np
 from ..data import layout
 from ..errors import NoFaceError
 from ..io import read_image, to_uint8
-from .config import SynthConfig
+from .config import MIXED_EDITORS, SynthConfig
 from .items import SkipItem, Task
 
 #: zlib level 1 (OpenCV's default): much faster to encode than higher levels, files only slightly larger
@@ -108,8 +108,10 @@ def build_editor(config: SynthConfig, options: dict[str, Any]) -> Any:
 
     if options.get("editor") is not None:
         return options["editor"]
-    if config.editor == "synthetic":
-        return get_editor("synthetic")
+    if config.editor in ("synthetic", "paste"):
+        return get_editor(config.editor)
+    if config.editor == "mixed":
+        return {name: get_editor(name) for name in MIXED_EDITORS}
     kwargs: dict[str, Any] = {k: getattr(config, k) for k in ("generator", "encoder", "diffcam") if getattr(config, k)}
     if config.alpha is not None:
         kwargs["alpha"] = config.alpha
@@ -171,12 +173,15 @@ class PhotoPipeline:
 
         self.config = config
         opts = options or {}
-        self.editor = build_editor(config, opts)
+        built = build_editor(config, opts)
+        #: editor name -> editor; a ``mixed`` set holds one per item editor
+        self.editors = built if isinstance(built, dict) else {config.editor: built}
+        self.editor = next(iter(self.editors.values()))
         self.parser = get_parser(config.parser, **({"device": opts.get("device") or "auto"}
                                                    if config.parser == "bisenet" else {}))
         self._face_mask, self._clone, self._landmarks = face_mask, seamless_clone, detect_landmarks
-        params = inspect.signature(self.editor.edit).parameters
-        self._edit_kwargs = {k for k in ("landmarks", "source") if k in params}
+        self._edit_kwargs = {name: {k for k in ("landmarks", "source") if k in inspect.signature(e.edit).parameters}
+                             for name, e in self.editors.items()}
 
     # -- stages
     def prepare(self, task: Task, t: dict[str, float]) -> tuple[np.ndarray, dict[str, Any], np.ndarray]:
@@ -188,13 +193,14 @@ class PhotoPipeline:
         return image, facts, landmarks
 
     def edit(self, task: Task, image: np.ndarray, landmarks: np.ndarray, t: dict[str, float]) -> Any:
+        name = task.editor if task.editor in self.editors else next(iter(self.editors))
         kwargs: dict[str, Any] = {"seed": task.seed}
-        if "landmarks" in self._edit_kwargs:
+        if "landmarks" in self._edit_kwargs[name]:
             kwargs["landmarks"] = landmarks
-        if "source" in self._edit_kwargs:
+        if "source" in self._edit_kwargs[name]:
             kwargs["source"] = task.source
         with _timed(t, "edit"):
-            return self.editor.edit(image, task.attribute, **kwargs)
+            return self.editors[name].edit(image, task.attribute, **kwargs)
 
     def finish(self, task: Task, tmp_dir: Path, image: np.ndarray, facts: dict[str, Any], result: Any,
                t: dict[str, float]) -> dict[str, Any]:
@@ -214,7 +220,12 @@ class PhotoPipeline:
                               (layout.EDITED, result.edited), (layout.MASK, result.mask), (layout.FUSED, fused),
                               (layout.FACE_MASK, face), (layout.TARGET, target)):
                 write_png(tmp_dir / name, arr)
-        return {**facts, "mask_mean": round(float(np.mean(result.mask)), 6),
+            truth = getattr(result, "truth", None)
+            if truth is not None:
+                write_png(tmp_dir / layout.TRUTH, truth)
+        kind = getattr(result, "kind", "") or f"{task.editor or self.config.editor}:{task.attribute}"
+        return {**facts, "kind": kind, "layout": layout.LAYOUT_VERSION, "has_truth": truth is not None,
+                "mask_mean": round(float(np.mean(result.mask)), 6),
                 "face_mask_mean": round(float(face.mean()), 6), "editor_info": _json_safe(result.info)}
 
     # -- the ItemMaker protocol

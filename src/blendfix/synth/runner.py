@@ -32,7 +32,7 @@ from ..config import save_config
 from ..data import layout
 from ..io import IMAGE_SUFFIXES
 from . import manifest
-from .config import SynthConfig, choose_attribute, item_id, item_seed, shard_of
+from .config import SynthConfig, choose_attribute, choose_editor, item_id, item_seed, shard_of, variant_rel
 from .folder import SKIPPED, check_config, dataset_lock, reconcile
 from .items import Factory, Outcome, RunContext, SkipItem, Task, pool_outcomes, run_batch, run_task
 
@@ -91,15 +91,18 @@ def discover(input_path: str | os.PathLike) -> list[tuple[Path, str]]:
 
 def make_tasks(config: SynthConfig, shard: tuple[int, int] | None = None,
                limit: int | None = None) -> list[Task]:
-    """The tasks for every photo of ``config.input`` in the shard, first ``limit`` of them."""
+    """The tasks (``config.variants`` per photo) of ``config.input`` in the shard, first ``limit`` of them."""
     given = Path(config.input)
     tasks = []
     for path, rel in discover(given):
         if shard is not None and shard_of(rel, shard[1]) != shard[0]:
             continue
         source = str(given) if given.is_file() else str(given / rel)
-        tasks.append(Task(str(path), rel, source, item_id(rel), item_seed(config.seed, rel),
-                          choose_attribute(config.seed, rel, config.attributes)))
+        for k in range(config.variants):
+            vrel = variant_rel(rel, k)
+            tasks.append(Task(str(path), vrel, source, item_id(vrel), item_seed(config.seed, vrel),
+                              choose_attribute(config.seed, vrel, config.attributes),
+                              choose_editor(config.editor, config.seed, vrel)))
     return tasks[:limit] if limit is not None else tasks
 
 

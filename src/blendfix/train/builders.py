@@ -30,7 +30,8 @@ def build_model(cfg: TrainConfig) -> tuple[MAResUNet, list[str]]:
     from ..nets.resnet34 import load_imagenet_encoder
 
     m = cfg.model
-    model = MAResUNet(6, 3, widths=m.widths, blocks=m.blocks, head_width=m.head_width, residual=m.residual)
+    model = MAResUNet(6, 3, widths=m.widths, blocks=m.blocks, head_width=m.head_width, residual=m.residual,
+                      input_skip=m.input_skip)
     notes: list[str] = []
     if m.imagenet_init == "off":
         return model, notes

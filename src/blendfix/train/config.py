@@ -34,8 +34,13 @@ class ModelConfig:
     widths: tuple[int, int, int, int] = RESNET34_WIDTHS
     blocks: tuple[int, int, int, int] = RESNET34_BLOCKS
     head_width: int = 32
-    #: blendfix option (off = the paper's network): predict F + a correction, starting from F itself.
-    residual: bool = False
+    #: blendfix's choice for training from scratch (on): predict F + a correction with a zero-initialised
+    #: head, so training starts at the identity and cannot make a photo worse than its input. Off =
+    #: the paper's network (its released checkpoint loads with it off).
+    residual: bool = True
+    #: blendfix option (off = the paper's network): the full-resolution input enters the head, so the
+    #: network can copy the photo's fine texture instead of re-synthesising it from stride-4 features.
+    input_skip: bool = False
     #: ``auto``: ImageNet ResNet-34 encoder when the registered checkpoint is present (else random);
     #: ``off``: random; or a path to a torchvision ResNet-34 file (required then).
     imagenet_init: str = "auto"
@@ -71,6 +76,10 @@ class DataConfig:
     flip: bool = True
     val_fraction: float = 0.1
     split_seed: int = 0
+    #: Training target: ``poisson`` (the paper: seamless clone of F into I over M_face), ``truth``
+    #: (the editor's known artifact-free result, ``truth.png``) or ``mix`` (``truth_share`` of samples).
+    target: str = "poisson"
+    truth_share: float = 0.5
     #: At most this many validation items per evaluation (0 = all).
     val_max: int = 16
     workers: int = 2
@@ -132,6 +141,10 @@ def check(cfg: TrainConfig) -> TrainConfig:
     cfg.loss = resolve_loss(cfg.loss)
     if cfg.data.crop is not None and (cfg.data.crop < 32 or cfg.data.crop % 32):
         raise ValueError(f"data.crop must be a multiple of 32 (MAResU-Net input), got {cfg.data.crop}")
+    if cfg.data.target not in ("poisson", "truth", "mix"):
+        raise ValueError(f"data.target must be poisson, truth or mix, got {cfg.data.target!r}")
+    if not 0 <= cfg.data.truth_share <= 1:
+        raise ValueError(f"data.truth_share must be in [0, 1], got {cfg.data.truth_share}")
     if cfg.optim.iterations < 1 or cfg.optim.batch_size < 1:
         raise ValueError("optim.iterations and optim.batch_size must be positive")
     if cfg.amp not in ("auto", "on", "off"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ ONNX_TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
 
 
 def _model_from(config: dict[str, Any], state: dict[str, torch.Tensor]) -> MAResUNet:
-    keys = ("in_channels", "out_channels", "widths", "blocks", "head_width", "residual")
+    keys = ("in_channels", "out_channels", "widths", "blocks", "head_width", "residual", "input_skip")
     kwargs = {k: (tuple(config[k]) if k in ("widths", "blocks") else config[k]) for k in keys if k in config}
     model = MAResUNet(**kwargs)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
@@ -47,7 +48,13 @@ def _from_run(run: str | os.PathLike) -> tuple[MAResUNet, dict[str, Any]]:
     if ckpt is None:
         raise FileNotFoundError(f"{run}: no checkpoint in this run")
     state = load_training_checkpoint(ckpt)
-    info = {"source_checkpoint": str(ckpt), "step": int(state["step"])}
+    val = {k: float(v) for k, v in (state.get("val") or {}).items()}
+    info = {"source_checkpoint": str(ckpt), "step": int(state["step"]), "validation": val,
+            "below_identity": bool(val) and val.get("psnr", 0.0) < val.get("psnr_input", float("-inf"))}
+    if info["below_identity"]:
+        warnings.warn(f"{ckpt}: at its last validation this network scored {val['psnr']:.2f} dB against the target, "
+                      f"below its own input ({val['psnr_input']:.2f} dB): it makes photos worse. The export records "
+                      f"below_identity=true and `blendfix clean` warns when it is used.", stacklevel=2)
     return _model_from(state["model_config"], state["model"]), info
 
 
@@ -93,8 +100,12 @@ def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") 
         raise ValueError(f"{path}: an ONNX graph runs in onnxruntime, not PyTorch; use --runtime onnxruntime "
                          "(or auto on a CPU), or give the .safetensors export instead")
     if path.suffix == ".safetensors":
-        cfg = json.loads(safetensors_config(path).read_text())["model"]
-        return _model_from(cfg, load_file(path)).to(device)
+        cfg_path = safetensors_config(path)
+        meta = json.loads(cfg_path.read_text())
+        if meta.get("below_identity"):
+            warnings.warn(f"{path}: this cleaner scored below its own input at validation ({cfg_path.name}: "
+                          f"below_identity=true); its output may be worse than the fused image.", stacklevel=2)
+        return _model_from(meta["model"], load_file(path)).to(device)
     state = load_file(path)
     if isinstance(state, dict) and "model" in state and "step" in state:
         return _from_run(path)[0].to(device)

@@ -58,6 +58,8 @@ class Trainer:
         self._build_data(data_dir)
         self._build_nets(disc_factory)
         self.step = 0
+        #: the latest validation metrics (saved in checkpoints; ``export`` and ``clean`` read them)
+        self.last_val: dict[str, float] = {}
         if resume is not None:
             self._load(load_training_checkpoint(resume))
         self.logger = Logger(self.run_dir) if self.rank == 0 else None
@@ -66,12 +68,13 @@ class Trainer:
     def _build_data(self, data_dir: str | os.PathLike) -> None:
         d = self.cfg.data
         self.data_dir = Path(data_dir)
-        self.train_set = BlendDataset(data_dir, "train", crop=d.crop, flip=d.flip,
-                                      val_fraction=d.val_fraction, split_seed=d.split_seed)
+        self.train_set = BlendDataset(data_dir, "train", crop=d.crop, flip=d.flip, val_fraction=d.val_fraction,
+                                      split_seed=d.split_seed, target=d.target, truth_share=d.truth_share)
         self.val_set = None
         if d.val_fraction > 0:
             try:
-                self.val_set = BlendDataset(data_dir, "val", val_fraction=d.val_fraction, split_seed=d.split_seed)
+                self.val_set = BlendDataset(data_dir, "val", val_fraction=d.val_fraction, split_seed=d.split_seed,
+                                            target=d.target)
             except ValueError as e:
                 self.notes.append(f"no validation: {e}")
         h, w = self.train_set[0]["target"].shape[-2:]
@@ -117,13 +120,15 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         state = {"step": self.step, "model": self.model.state_dict(), "model_config": self.model.config,
                  "opt_g": self.opt_g.state_dict(), "sched_g": self.sched_g.state_dict(),
-                 "scaler_g": self.scaler_g.state_dict(), "rng": rng_state(), "blendfix_version": __version__}
+                 "scaler_g": self.scaler_g.state_dict(), "rng": rng_state(), "blendfix_version": __version__,
+                 "val": dict(self.last_val)}
         if self.disc is not None:
             state.update(disc=self.disc.state_dict(), opt_d=self.opt_d.state_dict(),
                          sched_d=self.sched_d.state_dict(), scaler_d=self.scaler_d.state_dict())
         return state
 
     def _load(self, state: dict[str, Any]) -> None:
+        self.last_val = dict(state.get("val") or {})
         self.model.load_state_dict(state["model"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.sched_g.load_state_dict(state["sched_g"])
@@ -241,7 +246,19 @@ class Trainer:
                               self.cfg.grid_images, self._autocast)
         self.logger.scalars(self.step, "val", result.metrics)
         self.logger.image(self.step, result.grid)
+        self.last_val = dict(result.metrics)
+        if below_identity(result.metrics) and self.step > 0:
+            msg = (f"step {self.step}: validation PSNR {result.metrics['psnr']:.2f} dB is BELOW the identity "
+                   f"(the fused input scores {result.metrics['psnr_input']:.2f} dB against the target): this network "
+                   f"makes photos worse. Train longer, lower optim.lr, or use model.residual=true.")
+            print(f"\n{'!' * 78}\nWARNING: {msg}\n{'!' * 78}\n", file=sys.stderr)
+            self.logger.scalars(self.step, "health", {"below_identity": 1.0})
         return result.metrics
+
+
+def below_identity(val: dict[str, float], margin: float = 0.0) -> bool:
+    """Whether validation metrics say the output is worse than its input (PSNR vs the target)."""
+    return bool(val) and "psnr" in val and "psnr_input" in val and val["psnr"] < val["psnr_input"] - margin
 
 
 def _dist_info() -> tuple[int, int]:
