@@ -129,6 +129,17 @@ def test_graph_is_exported_once_per_weights_and_cached_atomically(weights_dir, t
     assert len(list((weights_dir / "onnx").iterdir())) == 2 and not np.array_equal(first, changed)
 
 
+def test_below_identity_export_warns_once_in_onnxruntime(weights_dir, tmp_path, recwarn):
+    folder = tmp_path / "export"
+    _export_folder(_tiny(), folder)
+    meta = json.loads((folder / "cleaner.json").read_text())
+    (folder / "cleaner.json").write_text(json.dumps({**meta, "below_identity": True}))
+    for _ in range(2):  # the cache miss (export) and the cache hit both warn, once each
+        recwarn.clear()
+        Cleaner(CleanConfig(method="network", weights=str(folder), threads=1))
+        assert len([w for w in recwarn if "below its own input" in str(w.message)]) == 1
+
+
 def test_unwritable_cache_warns_and_still_runs(weights_dir, tmp_path, monkeypatch):
     import blendfix.io
 

@@ -181,6 +181,13 @@ def cached_graph(weights_file: Path, load: Any) -> bytes | Path:
     return path
 
 
+def _quietly(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` with its warnings dropped (already given once)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args)
+
+
 def build_network(weights: str, network: torch.nn.Module | None, device: torch.device, dtype: torch.dtype,
                   runtime: str = "auto", threads: int | None = None) -> tuple[Any, str]:
     """The cleaner's network and the runtime it runs in (``"torch"`` or ``"onnxruntime"``).
@@ -199,7 +206,7 @@ def build_network(weights: str, network: torch.nn.Module | None, device: torch.d
             torch.set_num_threads(threads)
         return network.to(device).eval(), chosen
     from .registry import checkpoint_path
-    from .train.export import load_cleaner, resolve_cleaner_file
+    from .train.export import export_meta, load_cleaner, resolve_cleaner_file
 
     path = Path(weights).expanduser()
     source = resolve_cleaner_file(path if path.exists() else checkpoint_path(weights))
@@ -211,7 +218,9 @@ def build_network(weights: str, network: torch.nn.Module | None, device: torch.d
         return OrtNetwork(source, threads, name=str(source)), "onnxruntime"
     chosen = resolve_runtime(runtime, device, dtype)
     if chosen == "onnxruntime":
-        graph = cached_graph(source, lambda: load_cleaner(source, "cpu"))
+        if source.suffix == ".safetensors":
+            export_meta(source)  # its below_identity warning, which a cached graph would skip
+        graph = cached_graph(source, lambda: _quietly(load_cleaner, source, "cpu"))
         return OrtNetwork(graph, threads, name=str(source)), chosen
     if threads is not None:
         torch.set_num_threads(threads)

@@ -88,6 +88,16 @@ def safetensors_config(path: Path) -> Path:
     return cfg_path
 
 
+def export_meta(path: Path) -> dict[str, Any]:
+    """The ``cleaner.json`` of an exported ``.safetensors`` file; warns when it records ``below_identity``."""
+    cfg_path = safetensors_config(path)
+    meta = json.loads(cfg_path.read_text())
+    if meta.get("below_identity"):
+        warnings.warn(f"{path}: this cleaner scored below its own input at validation ({cfg_path.name}: "
+                      f"below_identity=true); its output may be worse than the fused image.", stacklevel=3)
+    return meta
+
+
 def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") -> MAResUNet:
     """A trained MAResU-Net in eval mode on ``device`` (float32); call ``.clean(fused, original)``.
 
@@ -100,11 +110,7 @@ def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") 
         raise ValueError(f"{path}: an ONNX graph runs in onnxruntime, not PyTorch; use --runtime onnxruntime "
                          "(or auto on a CPU), or give the .safetensors export instead")
     if path.suffix == ".safetensors":
-        cfg_path = safetensors_config(path)
-        meta = json.loads(cfg_path.read_text())
-        if meta.get("below_identity"):
-            warnings.warn(f"{path}: this cleaner scored below its own input at validation ({cfg_path.name}: "
-                          f"below_identity=true); its output may be worse than the fused image.", stacklevel=2)
+        meta = export_meta(path)
         return _model_from(meta["model"], load_file(path)).to(device)
     state = load_file(path)
     if isinstance(state, dict) and "model" in state and "step" in state:
