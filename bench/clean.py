@@ -333,6 +333,8 @@ def main() -> None:
     ap.add_argument("--folder-photos", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--no-eogi", action="store_true")
+    ap.add_argument("--eogi-sizes", type=int, nargs="+", default=None, help="EOGI only at these sizes")
+    ap.add_argument("--folder-nets", nargs="+", default=None, help="folder run only for these networks")
     ap.add_argument("--no-paper", action="store_true", help="skip the 26.3 M network (a quick check of the script)")
     ap.add_argument("--append", action="store_true", help="append the tables to BENCHMARKS.md")
     ap.add_argument("--rows-out", default=None, help="keep every finished row in this JSON file as the run goes")
@@ -362,11 +364,11 @@ def main() -> None:
                                             "precision": precision, "weights": args.weights,
                                             "onnx": str(onnx[net])}))
                     _keep(args, "runtime", rows[-1])
-            if not args.no_eogi:
+            if not args.no_eogi and (args.eogi_sizes is None or size in args.eogi_sizes):
                 rows.append(_sub(args, {"net": "eogi", "size": size, "device": device, "precision": precision}))
                 _keep(args, "runtime", rows[-1])
+    frows = folder_run(args, {n: p for n, p in onnx.items() if args.folder_nets is None or n in args.folder_nets}, tmp)
     qrows, _ = quant_study(args, onnx, tmp)
-    frows = folder_run(args, onnx, tmp)
     load_end = os.getloadavg()
     cmd = "python bench/clean.py " + " ".join(sys.argv[1:])
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
