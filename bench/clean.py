@@ -65,6 +65,15 @@ def build(net: str, weights: str | None = None) -> torch.nn.Module:
     return model.eval()
 
 
+def _peak_rss() -> int:
+    """This process's peak resident memory in bytes: VmHWM, which starts afresh at exec (``ru_maxrss``
+    does not on Linux: a child inherits the parent's peak, which hid every case smaller than the parent)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # not Linux
+
+
 def run_case(spec: dict, repeats: int, threads: int) -> dict:
     torch.set_num_threads(threads)
     dev = torch.device(spec["device"])
@@ -111,8 +120,7 @@ def run_case(spec: dict, repeats: int, threads: int) -> dict:
         cpu.append(time.process_time() - c0)
     times.sort()
     cpu.sort()
-    peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    peak = torch.cuda.max_memory_allocated() if dev.type == "cuda" else _peak_rss()
     return {**spec, "params": params, "seconds": times[len(times) // 2], "cpu_seconds": cpu[len(cpu) // 2],
             "peak_bytes": peak}
 
@@ -271,7 +279,7 @@ def folder_run(args: argparse.Namespace, onnx: dict[str, Path], tmp: Path) -> li
 
 def runtime_table(rows: list[dict]) -> str:
     lines = ["| network | size | device | runtime | s/img | img/s | × torch eager | CPU s/img | × torch eager (CPU) | "
-             "EOGI time / this | peak MiB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "EOGI time / this (wall / CPU) | peak MiB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     eogi = {(r["size"], r["device"], r["precision"]): r for r in rows if r["net"] == "eogi"}
     eager = {(r["net"], r["size"], r["device"], r["precision"]): r for r in rows if r.get("runtime") == "torch"}
     for r in rows:
@@ -282,7 +290,7 @@ def runtime_table(rows: list[dict]) -> str:
         e = eogi.get(k)
         speed = f"{base['seconds'] / r['seconds']:.2f}x" if base else "-"
         cpu_speed = f"{base['cpu_seconds'] / r['cpu_seconds']:.2f}x" if base else "-"
-        vs_eogi = f"{e['seconds'] / r['seconds']:.1f}x" if e else "-"
+        vs_eogi = f"{e['seconds'] / r['seconds']:.1f}x / {e['cpu_seconds'] / r['cpu_seconds']:.1f}x" if e else "-"
         lines.append(f"| {r['net']} | {r['size']}² | {r['device']} {r['precision']} | {r['runtime']} | "
                      f"{r['seconds']:.3f} | {1 / r['seconds']:.2f} | {speed} | {r['cpu_seconds']:.3f} | {cpu_speed} | "
                      f"{vs_eogi} | {r['peak_bytes'] / 2**20:.0f} |")
