@@ -10,13 +10,13 @@ STAMP := $(VENV)/.installed
 # whose run-time needs (numpy, protobuf) come from the `landmarks` extra.
 MEDIAPIPE := mediapipe==0.10.14
 
-.PHONY: venv demo test lint bench clean-venv
+.PHONY: venv demo serve test lint bench clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[landmarks,export,train,demo,dev]'
+	$(BIN)/pip install -q -e '.[landmarks,export,train,demo,serve,dev]'
 	$(BIN)/pip install -q --no-deps $(MEDIAPIPE)
 	touch $(STAMP)
 
@@ -24,6 +24,9 @@ venv: $(STAMP)
 
 demo: venv
 	$(BIN)/blendfix demo -o demo_out
+
+serve: venv
+	$(BIN)/blendfix serve
 
 test: venv
 	$(BIN)/python -m pytest -q

@@ -2,7 +2,9 @@
 
 ``BLENDFIX_SHARED`` points at the shared folder (default ``../shared`` from the project root).
 Tests that need it skip with a reason when it is absent, except under ``CI=true``, where a
-missing shared folder is a failure so CI never passes by skipping.
+missing shared folder is a failure so CI never passes by skipping. The same holds for optional
+modules (``@pytest.mark.requires_module("mediapipe", why)``); a missing CLI verb is always a
+failure (:func:`require_verb`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,31 @@ def need(path: Path, what: str) -> Path:
     if os.environ.get("CI") == "true":
         pytest.fail(msg)
     pytest.skip(msg)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "requires_module(name, why): needs an optional module; skipped with the "
+                                       "reason when it is missing, a failure under CI=true")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("requires_module"):
+        name, why = mark.args
+        if importlib.util.find_spec(name) is None:
+            msg = f"module {name} is not installed: {why}"
+            if os.environ.get("CI") == "true":
+                pytest.fail(msg, pytrace=False)
+            pytest.skip(msg)
+
+
+def require_verb(verb: str) -> None:
+    """Fail (never skip) when a ``blendfix`` verb is missing: a deleted verb must not turn its tests into skips."""
+    from blendfix.cli import VERBS
+
+    module = VERBS.get(verb)
+    if module is None or importlib.util.find_spec(f"blendfix.cli.{module}") is None:
+        pytest.fail(f"`blendfix {verb}` is missing (blendfix.cli.VERBS / its module); its tests cannot run.",
+                    pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +84,18 @@ class Fixture:
         self._dw = detweights
         self.inputs = dict(np.load(path / "inputs.npz")) if (path / "inputs.npz").exists() else {}
         self.outputs = dict(np.load(path / "outputs.npz")) if (path / "outputs.npz").exists() else {}
+
+    @property
+    def spec(self) -> dict:
+        """The fixture's ``spec.json``: every state_dict entry (key, shape, dtype, init) in order."""
+        import json
+
+        return json.loads((self.path / "spec.json").read_text())
+
+    def parameter_count(self) -> int:
+        """Trainable parameters of the published layout: every ``spec.json`` entry except BatchNorm buffers."""
+        buffers = ("running_mean", "running_var", "num_batches_tracked")
+        return sum(int(np.prod(e["shape"])) for e in self.spec["entries"] if not e["key"].endswith(buffers))
 
     def state_dict(self, spec: str = "spec.json"):
         if spec == "spec.json":

@@ -100,7 +100,8 @@ def test_cli_folder_mode_writes_named_outputs_runtime_and_lists_failures(tmp_pat
     code = main(["clean", "-i", str(tmp_path / "orig"), "--fused", str(tmp_path / "fused"),
                  "-o", str(tmp_path / "out"), "--method", "fused", "--device", "cpu"])
     assert code == 1  # one pair failed
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["face0.png", "face1.png", "runtime.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.name != ".lock") == ["face0.png", "face1.png",
+                                                                                      "runtime.json"]
     rt = json.loads((tmp_path / "out" / "runtime.json").read_text())
     assert rt["method"] == "fused" and rt["images"] == 2
     assert np.abs(read_image(tmp_path / "out" / "face0.png") - read_image(tmp_path / "fused" / "face0.png")).max() == 0

@@ -24,7 +24,7 @@ TINY = {"num_classes": 17, "layers": (1, 1, 2, 1), "width": 4, "split": 1}
 def test_fixture_logits_and_cam(fixture):
     fx = fixture("diffcam")
     model = diffcam_from_state(fx.state_dict())  # strict load of the published layout
-    assert len(model.state_dict()) == 626
+    assert list(model.state_dict()) == [e["key"] for e in fx.spec["entries"]]  # 626 published keys
     x = torch.from_numpy(fx.inputs["x"])
     out = fx.outputs
     with torch.no_grad():
@@ -37,10 +37,13 @@ def test_fixture_logits_and_cam(fixture):
         np.testing.assert_allclose(g.weights.numpy(), out[f"cam_weights_t{t}"], rtol=1e-5)
         np.testing.assert_allclose(g.raw.numpy(), out[f"cam_raw_t{t}"], atol=1e-6)
         np.testing.assert_allclose(g.heatmap.numpy(), out[f"heatmap_t{t}"], atol=1e-4)
-    # the mask API on [0, 1] images at 256 gives the same map (t=16 is "aging"), nearest-upsampled to 512
+    # the mask API on [0, 1] images at the fixture's side S gives the same map (t=16 is "aging"),
+    # nearest-upsampled to 2S: every 2x2 block is one map value
+    side = x.shape[-1]
+    assert out["heatmap_t16"].shape[-2:] == (side, side)
     inv, edi = (x[:, :3] + 1) / 2, (x[:, 3:] + 1) / 2
-    m = diffcam_mask(model, inv, edi, "aging", out_size=512)
-    assert m.shape == (1, 1, 512, 512)
+    m = diffcam_mask(model, inv, edi, "aging", out_size=2 * side, input_size=side)
+    assert m.shape == (1, 1, 2 * side, 2 * side)
     np.testing.assert_allclose(m[0, 0, ::2, ::2].numpy(), out["heatmap_t16"][0], atol=1e-4)
     assert torch.equal(m[..., ::2, ::2], m[..., 1::2, 1::2])  # exact 2x2 block replication
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -12,8 +10,8 @@ from blendfix.io import read_image
 from blendfix.parsing.landmarks import LANDMARK_REGIONS, NUM_LANDMARKS, detect_all_landmarks, detect_landmarks
 
 # find_spec, not import: importing mediapipe itself runs its `solutions` layer, which this package bypasses
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None,
-                                reason="the offline face mesh needs mediapipe==0.10.14 (pip install --no-deps)")
+pytestmark = pytest.mark.requires_module(
+    "mediapipe", "the offline face mesh needs mediapipe==0.10.14 (pip install --no-deps)")
 
 
 def _region_centre(lm: np.ndarray, name: str) -> np.ndarray:

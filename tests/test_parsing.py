@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 
 import cv2
@@ -16,8 +15,8 @@ from blendfix.parsing import LABEL, celebamask_to_bisenet, face_mask, get_parser
 from blendfix.parsing.landmark_parser import labels_from_landmarks
 from blendfix.parsing.landmarks import detect_landmarks
 
-needs_mesh = pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None,
-                                reason="the offline face mesh needs mediapipe==0.10.14 (pip install --no-deps)")
+needs_mesh = pytest.mark.requires_module(
+    "mediapipe", "the offline face mesh needs mediapipe==0.10.14 (pip install --no-deps)")
 FACE_REGION = ("skin", "l_brow", "r_brow", "nose", "mouth", "u_lip", "l_lip")
 
 

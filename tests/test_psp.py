@@ -31,12 +31,13 @@ def test_fixture_codes_and_features(fixture):
     np.testing.assert_allclose(taps[23].numpy(), out["c3"], atol=5e-5, rtol=1e-4)
 
 
-def test_published_layout_key_count():
+def test_published_layout_key_count(fixture):
+    fx = fixture("psp_encoder")
     with torch.device("meta"):
         enc = GradualStyleEncoder()
     sd = enc.state_dict()
-    assert len(sd) == 621
-    assert sum(p.numel() for p in enc.parameters()) == 267_136_704
+    assert list(sd) == [e["key"] for e in fx.spec["entries"]]  # 621 keys in the published order
+    assert sum(p.numel() for p in enc.parameters()) == fx.parameter_count()
     assert encoder_arch(sd) == {"widths": (64, 128, 256, 512), "units": (3, 4, 14, 3), "style_dim": 512,
                                 "input_size": 256}
 

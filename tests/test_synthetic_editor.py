@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -22,8 +21,8 @@ from blendfix.edit.synthetic import SyntheticConfig, SyntheticEditor
 from blendfix.io import read_image
 
 # find_spec, not import: the face mesh uses mediapipe's graph runner, not its `solutions` layer
-needs_mesh = pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None,
-                                reason="face landmarks need mediapipe==0.10.14 (installed by `make venv`)")
+needs_mesh = pytest.mark.requires_module(
+    "mediapipe", "face landmarks need mediapipe==0.10.14 (installed by `make venv`)")
 
 FACES = ("celebamask_hq_512/3.jpg", "gfpgan_cropped_512/Adele_crop.png")
 ROOT = Path(__file__).resolve().parents[1]

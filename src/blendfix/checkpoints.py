@@ -66,7 +66,10 @@ def load_file(path: str | os.PathLike, expected_sha256: str | None = None) -> An
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file as st_load
 
-        return st_load(str(path), device="cpu")
+        try:
+            return st_load(str(path), device="cpu")
+        except Exception as e:  # SafetensorError (truncated, not safetensors), OSError: one clear error
+            raise BlendfixError(f"{path}: not a readable safetensors file ({e}); re-download or re-export it.") from e
     try:
         with torch.serialization.safe_globals(_SAFE_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -76,8 +79,10 @@ def load_file(path: str | os.PathLike, expected_sha256: str | None = None) -> An
             f"containers ({str(e).splitlines()[0]}). blendfix never executes code from checkpoint "
             f"files; re-save it as a plain state_dict or safetensors."
         ) from e
-    except (RuntimeError, EOFError, OSError) as e:
-        raise BlendfixError(f"{path}: not a readable checkpoint ({e}); re-download it.") from e
+    except Exception as e:  # a text file or random bytes raise KeyError/IndexError/...: all mean "not a checkpoint"
+        if isinstance(e, IsADirectoryError | PermissionError):
+            raise
+        raise BlendfixError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e}); re-download it.") from e
 
 
 def load_checkpoint(name_or_path: str | os.PathLike) -> Any:

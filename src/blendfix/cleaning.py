@@ -4,7 +4,8 @@ Methods:
 
 * ``network`` — the trained MAResU-Net: input ``[F, I]`` in ``[-1, 1]``, output the clean image.
   Any image size: padded to a square multiple of 32 and cropped back; images whose padded side
-  exceeds ``tile`` are processed in overlapping tiles blended without seams.
+  exceeds ``tile`` are processed in overlapping tiles blended without seams, each tile padded on its
+  own, so memory follows the tile size (:func:`blendfix.tiling.run_padded`).
 * ``poisson`` — the method's teacher: seamless clone of F into I over the face mask M_face
   (needs face landmarks or a parser; the attribute picks the mask rule).
 * ``fused`` — the no-op baseline: F itself.
@@ -29,11 +30,13 @@ from .blend.fuse import fuse
 from .device import resolve_device, resolve_precision
 from .io import check_same_size
 from .tensors import image_to_tensor, tensor_to_image
-from .tiling import crop, pad_square, padded_side, tiled
+from .tiling import run_padded
 
 METHODS = ("auto", "network", "poisson", "fused")
 #: the registered checkpoint `network` uses when no weights are named
-DEFAULT_WEIGHTS = "maresunet-diffcampp"
+#: (blendfix's CPU cleaner, shipped inside the package; the paper's released network is
+#: ``maresunet-diffcampp``, used with ``weights="maresunet-diffcampp"`` once its file is placed)
+DEFAULT_WEIGHTS = "blendfix-cpu-cleaner"
 
 
 @dataclass
@@ -70,11 +73,16 @@ def prepare_fused(original: np.ndarray, fused: np.ndarray | None = None, edited:
 
 def load_network(weights: str, device: torch.device) -> torch.nn.Module:
     """A trained cleaner (PyTorch) from a registered name, an exported file, a run folder or a checkpoint."""
-    from .registry import checkpoint_path
+    from .checkpoints import verify_sha256
+    from .registry import CHECKPOINTS, checkpoint_path
     from .train.export import load_cleaner
 
     path = Path(weights).expanduser()
-    return load_cleaner(path if path.exists() else checkpoint_path(weights), device)
+    if path.exists():
+        return load_cleaner(path, device)
+    resolved = checkpoint_path(weights)  # a registered name: its sha256 is checked before use
+    verify_sha256(resolved, CHECKPOINTS[weights].sha256 if weights in CHECKPOINTS else None)
+    return load_cleaner(resolved, device)
 
 
 class Cleaner:
@@ -186,20 +194,14 @@ class Cleaner:
     def run_network(self, original: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` [0, 1] pair -> cleaned ``(B, 3, H, W)`` [0, 1] (any H, W)."""
         x = torch.cat([fused, original], dim=1).to(self.device) * 2 - 1  # [F, I] in [-1, 1]
-        x, size = pad_square(x)
         autocast = self.device.type == "cuda" and self.dtype != torch.float32
 
         def net(t: torch.Tensor) -> torch.Tensor:
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=autocast):
                 return self.net(t).float()
 
-        side = x.shape[-1]
-        if side <= self.config.tile:
-            y = net(x)
-        else:
-            tile = padded_side(self.config.tile, self.config.tile)
-            y = tiled(net, x, tile, min(self.config.overlap, tile // 2), out_channels=3)
-        return ((crop(y, size) + 1) / 2).clamp(0, 1).cpu()
+        y = run_padded(net, x, self.config.tile, self.config.overlap, out_channels=3)  # each tile padded alone
+        return ((y + 1) / 2).clamp(0, 1).cpu()
 
     def runtime(self) -> dict[str, Any]:
         """Facts for reports: method, seconds per image, parameter count, device, precision."""

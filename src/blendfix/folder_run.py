@@ -11,6 +11,7 @@ item at a time. Warnings are collected per item even though several threads rais
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 from collections import deque
@@ -73,13 +74,16 @@ def run_pipelined(items: Sequence[T], load: Callable[[T], D], process: Callable[
                   save: Callable[[T, R], None], *, batch_size: int, key: Callable[[D], Hashable],
                   name: Callable[[T], str] = str, workers: int = 2,
                   warn: Callable[[str, list[str]], None] | None = None,
-                  done: Callable[[int], None] | None = None) -> list[tuple[str, str]]:
+                  done: Callable[[int], None] | None = None,
+                  describe: Callable[[Exception], str] | None = None) -> list[tuple[str, str]]:
     """Load, process in same-``key`` batches of up to ``batch_size``, and save every item.
 
     ``load(item)`` and ``save(item, result)`` run on ``workers`` threads; ``process(items, data)``
     runs here and returns one result per item. ``warn(label, messages)`` receives each item's (or
-    batch's) warnings; ``done(n)`` is called as items finish (saved or failed), for a progress bar.
-    Returns ``(name(item), reason)`` for every failed item, in the order they failed.
+    batch's) warnings; ``done(n)`` is called as items finish (saved or failed), for a progress bar;
+    ``describe(e)`` words a failure that is not a user error (with ``BLENDFIX_DEBUG`` set, such a
+    failure is raised instead, with its traceback). Returns ``(name(item), reason)`` for every failed
+    item, in the order they failed.
     """
     if batch_size < 1 or workers < 1:
         raise ValueError(f"batch_size and workers must be >= 1, got {batch_size} and {workers}")
@@ -89,7 +93,14 @@ def run_pipelined(items: Sequence[T], load: Callable[[T], D], process: Callable[
     ahead = batch_size + 2 * workers  # decoded items waiting for the network, at most (plus stragglers)
     limit = 4 * batch_size  # held in unfinished batches before the largest runs anyway
 
-    def fail(item: T, e: BaseException) -> None:
+    def fail(item: T, e: Exception) -> None:
+        if not isinstance(e, USER_ERRORS):
+            if os.environ.get("BLENDFIX_DEBUG"):
+                raise e
+            if describe is not None:
+                failures.append((name(item), describe(e)))
+                finished(1)
+                return
         failures.append((name(item), _describe(e)))
         finished(1)
 

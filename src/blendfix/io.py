@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import ImageReadError, SizeMismatchError
+from .folders import PART_SUFFIX, partial_name
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MIN_SIDE = 32
@@ -51,14 +53,21 @@ def max_pixels_limit() -> int:
     return int(env) if env else DEFAULT_MAX_PIXELS
 
 
+#: PIL's bomb guard is one process-wide number (``Image.MAX_IMAGE_PIXELS``) with no per-call form.
+#: blendfix applies its own limit (:func:`_check_size`, before decoding), so it lifts PIL's only for the
+#: header parse of ``Image.open`` and always under this lock: concurrent reads cannot interleave their
+#: save/restore and leave the guard off for the whole process (a swap per call without it did).
+_PIL_GUARD = threading.Lock()
+
+
 def _open(path: Path, data: bytes) -> Image.Image:
     if not data:
         raise ImageReadError(f"{path}: the file is empty (0 bytes); re-export or re-download it.")
     try:
-        with warnings.catch_warnings():
+        with _PIL_GUARD, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             old = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None  # our own guard below, checked before decoding
+            Image.MAX_IMAGE_PIXELS = None  # header only: our own guard is checked before decoding
             try:
                 return Image.open(io.BytesIO(data))
             finally:
@@ -183,9 +192,13 @@ def to_uint8(arr: np.ndarray) -> np.ndarray:
 
 def atomic_write(path: Path, encode: Callable[[], bytes]) -> Path:
     """Write ``encode()``'s bytes to ``path`` via a temporary file and a rename in the same folder, so
-    readers never see a half-written file; the file gets the usual mode (0666 less the umask)."""
+    readers never see a half-written file; the file gets the usual mode (0666 less the umask).
+
+    The temporary file names this host and process (:func:`blendfix.folders.partial_name`), so one
+    left by a killed run is recognised as stale and deleted by the next run in that folder
+    (:func:`blendfix.folders.sweep_partials`). Any ``OSError`` (disk full, read-only) propagates."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{path.suffix}.part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=partial_name(path), suffix=f"{path.suffix}{PART_SUFFIX}", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(encode())

@@ -38,6 +38,8 @@ class CheckpointEntry:
     model: str
     sha256: str | None = None
     notes: str = ""
+    #: shipped inside the package (``blendfix/weights/``): found without any configuration
+    bundled: bool = False
 
 
 MODELS: dict[str, ModelEntry] = {}
@@ -56,6 +58,7 @@ _REGISTERING_MODULES = (
     "blendfix.metrics.lpips",
     "blendfix.metrics.fid",
     "blendfix.edit.directions",
+    "blendfix.weights",
 )
 
 
@@ -85,6 +88,21 @@ def weights_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "blendfix" / "weights"
 
 
+def bundled_dir() -> Path:
+    """The package folder that holds the weights shipped with blendfix."""
+    return Path(__file__).resolve().parent / "weights"
+
+
+def entry_path(entry: CheckpointEntry) -> Path:
+    """Where ``entry``'s file is looked up: the package for bundled weights, else :func:`weights_dir`.
+
+    A file of the same name in ``BLENDFIX_WEIGHTS`` wins over a bundled one (to try a retrained cleaner)."""
+    user = weights_dir() / entry.filename
+    if entry.bundled and not user.is_file():
+        return bundled_dir() / entry.filename
+    return user
+
+
 def missing_message(entries: list[CheckpointEntry]) -> str:
     """The offline instruction: for each missing checkpoint, where to get it and where to put it."""
     folder = weights_dir()
@@ -111,9 +129,13 @@ def checkpoint_path(name_or_path: str | os.PathLike) -> Path:
         load_all()
     if name in CHECKPOINTS:
         entry = CHECKPOINTS[name]
-        path = weights_dir() / entry.filename
+        path = entry_path(entry)
         if path.is_file():
             return path
+        if entry.bundled:
+            raise MissingWeightsError(f"{entry.name}: the bundled file {path} is missing: this blendfix install is "
+                                      f"incomplete; reinstall it (pip install -e . from the project) or place "
+                                      f"{entry.filename} in {weights_dir()}.")
         raise MissingWeightsError(missing_message([entry]))
     known = ", ".join(sorted(CHECKPOINTS)) or "none"
     raise MissingWeightsError(f"{name_or_path}: no such file, and not a registered checkpoint ({known}).")

@@ -205,11 +205,16 @@ def build_network(weights: str, network: torch.nn.Module | None, device: torch.d
         if threads is not None:
             torch.set_num_threads(threads)
         return network.to(device).eval(), chosen
-    from .registry import checkpoint_path
+    from .checkpoints import verify_sha256
+    from .registry import CHECKPOINTS, checkpoint_path
     from .train.export import export_meta, load_cleaner, resolve_cleaner_file
 
     path = Path(weights).expanduser()
-    source = resolve_cleaner_file(path if path.exists() else checkpoint_path(weights))
+    if path.exists():
+        source = resolve_cleaner_file(path)
+    else:  # a registered name: its sha256 is checked before use
+        source = resolve_cleaner_file(checkpoint_path(weights))
+        verify_sha256(source, CHECKPOINTS[weights].sha256 if weights in CHECKPOINTS else None)
     if source.suffix == ".onnx":
         if runtime == "torch":
             raise ValueError(f"{source}: an ONNX graph runs in onnxruntime only; drop --runtime torch, or give "

@@ -7,6 +7,12 @@ and :func:`crop` cuts the result back to exactly ``(H, W)``.
 :func:`tiled` runs a network on overlapping square tiles and blends them with weights that ramp
 linearly across each overlap, so there is no visible seam; with a network whose receptive field is
 smaller than the overlap, the result equals the untiled one.
+
+:func:`run_padded` is what cleaning uses: one call of the network on the padded square when it fits
+in a tile, else tiles of the *virtual* padded square, each cut from the image and padded on its own
+(only tiles that touch the image are run). Memory scales with the tile and the image, never with the
+square of the longer side (a 30000x32 image no longer becomes a 30016x30016 tensor); the result is
+bit-identical to padding the whole image first and tiling that.
 """
 
 from __future__ import annotations
@@ -34,8 +40,28 @@ def pad_square(x: torch.Tensor, multiple: int = 32) -> tuple[torch.Tensor, tuple
     ph, pw = side - h, side - w
     if ph == 0 and pw == 0:
         return x, (h, w)
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
+    return F.pad(x, (0, pw, 0, ph), mode=_pad_mode(h, w, side)), (h, w)
+
+
+def _pad_mode(h: int, w: int, side: int) -> str:
+    """:func:`pad_square`'s rule: reflection when each padding is shorter than the side it mirrors."""
+    return "reflect" if side - h < h and side - w < w else "replicate"
+
+
+def _source_index(start: int, length: int, n: int, mode: str, device: torch.device) -> torch.Tensor:
+    """Indices into an axis of ``n`` samples for padded positions ``start .. start + length - 1``."""
+    i = torch.arange(start, start + length, device=device)
+    return torch.where(i < n, i, (2 * (n - 1) - i) if mode == "reflect" else torch.full_like(i, n - 1))
+
+
+def padded_window(x: torch.Tensor, y0: int, x0: int, tile: int, side: int) -> torch.Tensor:
+    """The ``tile``-square window at ``(y0, x0)`` of ``pad_square(x)`` (padded to ``side``), built
+    from ``x`` alone: ``(B, C, H, W) -> (B, C, tile, tile)``, equal to slicing the padded image."""
+    h, w = x.shape[-2:]
+    mode = _pad_mode(h, w, side)
+    rows = _source_index(y0, tile, h, mode, x.device)
+    cols = _source_index(x0, tile, w, mode, x.device)
+    return x.index_select(-2, rows).index_select(-1, cols)
 
 
 def crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -97,4 +123,48 @@ def tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int
             pred = fn(x[..., y0:y0 + tile, x0:x0 + tile]).to(out.dtype)
             out[..., y0:y0 + tile, x0:x0 + tile] += pred * wgt
             norm[..., y0:y0 + tile, x0:x0 + tile] += wgt
+    return out / norm
+
+
+def run_padded(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int, overlap: int,
+               out_channels: int, multiple: int = 32) -> torch.Tensor:
+    """Apply ``fn`` (square inputs, side a multiple of ``multiple``) to ``x`` of any size.
+
+    ``x``: ``(B, C, H, W)``. When the padded square side (:func:`padded_side`) is at most ``tile``,
+    ``fn`` runs once on :func:`pad_square` of ``x``. Otherwise ``fn`` runs on ``T``-square tiles
+    (``T = padded_side(tile, tile)``) of that padded square, blended as :func:`tiled` does, but each
+    tile is cut from ``x`` and padded on its own (:func:`padded_window`) and tiles lying wholly in the
+    padding are skipped; no tensor larger than ``(B, C, T, T)`` besides ``x`` and the output is made.
+    Returns ``(B, out_channels, H, W)``.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"run_padded expects (B, C, H, W), got {tuple(x.shape)}")
+    b, _, h, w = x.shape
+    side = padded_side(h, w, multiple)
+    if side <= tile:
+        padded, size = pad_square(x, multiple)
+        return crop(fn(padded), size)
+    t = padded_side(tile, tile, multiple)
+    overlap = min(overlap, t // 2)
+    if not 0 <= overlap < t:
+        raise ValueError(f"overlap must be in [0, tile), got overlap={overlap}, tile={t}")
+    step = t - overlap
+    ys, xs = _starts(side, t, step), _starts(side, t, step)
+    out = x.new_zeros(b, out_channels, h, w)
+    norm = x.new_zeros(1, 1, h, w)
+    for i, y0 in enumerate(ys):
+        if y0 >= h:
+            continue
+        wy = _ramp(t, (ys[i - 1] + t - y0) if i > 0 else 0, (y0 + t - ys[i + 1]) if i + 1 < len(ys) else 0,
+                   x.device)
+        for j, x0 in enumerate(xs):
+            if x0 >= w:
+                continue
+            wx = _ramp(t, (xs[j - 1] + t - x0) if j > 0 else 0, (x0 + t - xs[j + 1]) if j + 1 < len(xs) else 0,
+                       x.device)
+            wgt = (wy[:, None] * wx[None, :])[None, None]
+            pred = fn(padded_window(x, y0, x0, t, side)).to(out.dtype)
+            hh, ww = min(t, h - y0), min(t, w - x0)
+            out[..., y0:y0 + hh, x0:x0 + ww] += (pred * wgt)[..., :hh, :ww]
+            norm[..., y0:y0 + hh, x0:x0 + ww] += wgt[..., :hh, :ww]
     return out / norm

@@ -25,6 +25,7 @@ VERBS = {
     "evaluate": "evaluate",
     "weights": "weights",
     "demo": "demo",
+    "serve": "serve",
 }
 
 

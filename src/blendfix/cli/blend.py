@@ -16,7 +16,7 @@ import numpy as np
 from ..blend.seamless import BACKENDS, CENTERS, seamless_clone
 from ..device import resolve_device
 from ..io import check_same_size, list_images, match_by_stem, read_image, read_mask, to_uint8, write_image
-from .common import out_path, refuse_overwriting_inputs, report_failures, run_each
+from .common import out_path, prepare_output, refuse_overwriting_inputs, report_failures, run_each
 
 
 def blend_files(original: Path, edited: Path, mask: Path, out: Path, *, backend: str = "torch",
@@ -79,6 +79,7 @@ def cmd(original: Path, edited: Path, mask: Path, out_dir: Path, backend: str, c
     dev = str(resolve_device(device)) if backend == "torch" else "cpu"
     triples = _triples(original, edited, mask)
     refuse_overwriting_inputs([out_path(out_dir, t[0]) for t in triples], [f for t in triples for f in t])
+    prepare_output(out_dir, {"-i": original, "--edited": edited, "--mask": mask})
 
     def one(t: tuple[Path, Path, Path]) -> None:
         for w in blend_files(*t, out_path(out_dir, t[0]), backend=backend, center=center, device=dev):

@@ -2,7 +2,8 @@
 
 ``-i`` and ``--fused`` (or ``--edited``) are two files, or two folders paired by name stem; ``--mask``
 is a file (serving every original) or a folder. A pair that fails (unreadable, sizes differ, no face
-for ``poisson``) is skipped and listed at the end, and the exit code is 1.
+for ``poisson``, out of memory) is skipped and listed at the end, and the exit code is 1. One run
+writes an output folder at a time (``-o/.lock``, :mod:`blendfix.locks`); a second is refused.
 
 A folder run is pipelined (:mod:`blendfix.folder_run`): worker threads decode the next pairs and
 write finished images while the network runs on batches of same-size pairs; on a CPU the network
@@ -21,8 +22,9 @@ from ..cleaning import METHODS, CleanConfig, Cleaner, prepare_fused
 from ..errors import BlendfixError
 from ..folder_run import run_pipelined
 from ..io import atomic_write, list_images, match_by_stem, read_image, read_mask, write_image
+from ..locks import folder_lock
 from ..runtime import RUNTIMES
-from .common import device_options, progress_bar, refuse_overwriting_inputs, report_failures
+from .common import device_options, prepare_output, progress_bar, refuse_overwriting_inputs, report_failures
 
 
 def _match(origs: list[Path], other: Path, name: str, serves_all: bool = False) -> dict[Path, Path]:
@@ -69,6 +71,14 @@ def _other(pair: dict) -> Path:
     return pair.get("fused", pair.get("edited"))
 
 
+def _unexpected(e: Exception) -> str:
+    """One line for a pair that failed with something other than a user error (e.g. out of memory)."""
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    hint = ("; try a smaller --tile or --batch-size 1" if isinstance(e, MemoryError) or "memory" in msg.lower()
+            else "; rerun with BLENDFIX_DEBUG=1 for the traceback and please report it")
+    return f"could not be cleaned ({type(e).__name__}: {msg}){hint}"
+
+
 def _echo_warnings(caught: list[warnings.WarningMessage], name: str) -> None:
     for w in caught:
         click.echo(f"warning: {name}: {w.message}", err=True)
@@ -102,32 +112,37 @@ def cmd(original: Path, fused: Path | None, edited: Path | None, mask: Path | No
     pairs = _pairs(original, fused, edited, mask)
     refuse_overwriting_inputs([out_dir / f"{p['original'].stem}.png" for p in pairs] + [out_dir / "runtime.json"],
                               [f for p in pairs for f in p.values()])
-    per_item: dict[str, str] = {}
-    if attributes_from is not None:
-        from ..metrics.evaluate import read_attributes
+    prepare_output(out_dir, {"-i": original, "--fused": fused, "--edited": edited, "--mask": mask})
+    with folder_lock(out_dir, "blendfix clean run", "wait for it to finish, or give this run its own -o folder."):
+        per_item: dict[str, str] = {}
+        if attributes_from is not None:
+            from ..metrics.evaluate import read_attributes
 
-        per_item = read_attributes(attributes_from, [p["original"].stem for p in pairs])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        cleaner = Cleaner(CleanConfig(method=method, weights=weights, device=device, precision=precision,
-                                      batch_size=batch_size, tile=tile, attribute=attribute, runtime=runtime,
-                                      threads=threads))
-    _echo_warnings(caught, "clean")
-    def process(items: list[dict], data: list[tuple]) -> list:
-        return cleaner([d[0] for d in data], [d[1] for d in data], [(p["original"], _other(p)) for p in items],
-                       [per_item.get(p["original"].stem) for p in items])
+            per_item = read_attributes(attributes_from, [p["original"].stem for p in pairs])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            cleaner = Cleaner(CleanConfig(method=method, weights=weights, device=device, precision=precision,
+                                          batch_size=batch_size, tile=tile, attribute=attribute, runtime=runtime,
+                                          threads=threads))
+        _echo_warnings(caught, "clean")
 
-    def save(pair: dict, img: object) -> None:
-        write_image(out_dir / f"{pair['original'].stem}.png", img)
+        def process(items: list[dict], data: list[tuple]) -> list:
+            return cleaner([d[0] for d in data], [d[1] for d in data],
+                           [(p["original"], _other(p)) for p in items],
+                           [per_item.get(p["original"].stem) for p in items])
 
-    def warn(label: str, notes: list[str]) -> None:
-        for note in notes:
-            click.echo(f"warning: {label}: {note}", err=True)
+        def save(pair: dict, img: object) -> None:
+            write_image(out_dir / f"{pair['original'].stem}.png", img)
 
-    with progress_bar(len(pairs), f"clean ({cleaner.method}, {cleaner.runtime_name})") as bar:
-        failures = run_pipelined(pairs, _load, process, save, batch_size=batch_size, key=lambda d: d[0].shape[:2],
-                                 name=lambda p: p["original"].name, workers=workers, warn=warn, done=bar.update)
-    if cleaner.count:
-        info = json.dumps(cleaner.runtime(), indent=1)
-        atomic_write(out_dir / "runtime.json", info.encode)
-    return report_failures(failures, len(pairs))
+        def warn(label: str, notes: list[str]) -> None:
+            for note in notes:
+                click.echo(f"warning: {label}: {note}", err=True)
+
+        with progress_bar(len(pairs), f"clean ({cleaner.method}, {cleaner.runtime_name})") as bar:
+            failures = run_pipelined(pairs, _load, process, save, batch_size=batch_size,
+                                     key=lambda d: d[0].shape[:2], name=lambda p: p["original"].name,
+                                     workers=workers, warn=warn, done=bar.update, describe=_unexpected)
+        if cleaner.count:
+            info = json.dumps(cleaner.runtime(), indent=1)
+            atomic_write(out_dir / "runtime.json", info.encode)
+        return report_failures(failures, len(pairs))

@@ -11,6 +11,7 @@ import click
 from tqdm import tqdm
 
 from ..errors import BlendfixError
+from ..folders import refuse_output_inside_inputs, sweep_partials
 
 T = TypeVar("T")
 
@@ -81,6 +82,14 @@ def refuse_overwriting_inputs(outputs: Iterable[Path], inputs: Iterable[Path]) -
         more = f" (and {len(clash) - 1} more)" if len(clash) > 1 else ""
         raise BlendfixError(f"{clash[0]}: the output would overwrite this input file{more}; inputs are never "
                             "modified, so choose another output folder with -o.")
+
+
+def prepare_output(out_dir: Path, inputs: dict[str, Path | None]) -> None:
+    """Before any work: refuse an output folder that is, or lies inside, a scanned input folder (option
+    name -> path given; files and ``None`` ignored), and delete temporary files a killed earlier run
+    left in it (only those whose writing process is gone)."""
+    refuse_output_inside_inputs(out_dir, inputs)
+    sweep_partials(out_dir)
 
 
 def out_path(out_dir: Path, src: Path, suffix: str = ".png", tag: str = "") -> Path:

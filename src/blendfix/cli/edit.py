@@ -2,7 +2,10 @@
 
 Writes per image and attribute ``<stem>_inverted.png`` (I'), ``<stem>_edited.png`` (T),
 ``<stem>_mask.png`` (M), ``<stem>_fused.png`` (F = T*M + I*(1-M)) and ``<stem>_strip.png``
-(I, I', T, M, F side by side). With ``-a all`` (or several attributes) the stem gets the
+(I, I', T, M, F side by side). ``--fusion released`` takes the mouth wholly from T for smile and aging,
+as the 2025 method's released code does; M is then that fusion's weight, so F = T*M + I*(1-M) still
+holds for the files (``blendfix.edit.fusion``).
+With ``-a all`` (or several attributes) the stem gets the
 attribute appended: ``<stem>_<attribute>_fused.png``.
 """
 
@@ -15,10 +18,12 @@ import cv2
 import numpy as np
 
 from ..attributes import ATTRIBUTES, canonical
+from ..blend.fuse import FUSIONS
 from ..edit import get_editor
 from ..edit.base import EditResult
+from ..edit.fusion import apply_fusion
 from ..io import list_images, read_image, to_uint8, write_image, write_mask
-from .common import device_options, refuse_overwriting_inputs, report_failures, run_each
+from .common import device_options, prepare_output, refuse_overwriting_inputs, report_failures, run_each
 
 PANELS = ("I", "I'", "T", "M", "F")
 OUTPUTS = ("inverted", "edited", "mask", "fused", "strip")
@@ -84,13 +89,16 @@ def write_result(out_dir: Path, stem: str, result: EditResult) -> None:
 @click.option("--fold", is_flag=True, help="Synthetic: EOGI folded mask (M <= 0.5).")
 @click.option("--mask-upsample", type=click.Choice(["bilinear", "nearest256"]), default="bilinear",
               show_default=True, help="Synthetic: CAM upsampling (nearest256 = EOGI).")
+@click.option("--fusion", type=click.Choice(FUSIONS), default="paper", show_default=True,
+              help="paper: F = T*M + I*(1-M); released: as the released code, the mouth (parsed in I or T) "
+                   "wholly from T for smile and aging (and, for gan, Diff-CAM with aug/eigen smoothing).")
 @click.option("--generator", default=None, help="gan: StyleGAN2 checkpoint name or path.")
 @click.option("--encoder", default=None, help="gan: pSp encoder checkpoint name or path.")
 @click.option("--diffcam", default=None, help="gan: Diff-CAM checkpoint name or path.")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path))
 @device_options
 def cmd(input_path: Path, attributes: tuple[str, ...], editor_name: str, alpha: float, seed: int,
-        resolution: int | None, fold: bool, mask_upsample: str, generator: str | None, encoder: str | None,
+        resolution: int | None, fold: bool, mask_upsample: str, fusion: str, generator: str | None, encoder: str | None,
         diffcam: str | None, out_dir: Path, device: str, batch_size: int, precision: str) -> int:
     """Edit face photos: write I', T, M, F and a strip for each photo and attribute."""
     attrs: list[str] = []
@@ -102,7 +110,8 @@ def cmd(input_path: Path, attributes: tuple[str, ...], editor_name: str, alpha: 
         editor = get_editor("synthetic", strength=alpha / 20.0, fold=fold, cam_upsample=mask_upsample)
     else:
         options = {"alpha": alpha, "device": device, "precision": precision, "batch_size": batch_size,
-                   "attributes": tuple(attrs)}  # direction files checked before any photo is read
+                   "attributes": tuple(attrs),  # direction files checked before any photo is read
+                   "cam_smoothing": "released" if fusion == "released" else "off"}
         options.update({k: v for k, v in (("generator", generator), ("encoder", encoder), ("diffcam", diffcam))
                         if v is not None})
         editor = get_editor("gan", **options)
@@ -112,6 +121,7 @@ def cmd(input_path: Path, attributes: tuple[str, ...], editor_name: str, alpha: 
     # -o = the photo folder: a rerun would find the last run's <stem>_fused.png (etc.) among the photos
     refuse_overwriting_inputs([out_dir / f"{result_stem(f, a, attrs)}_{k}.png" for f in files for a in attrs
                                for k in OUTPUTS], files)
+    prepare_output(out_dir, {"-i": input_path})
 
     def one(path: Path) -> None:
         image = _resize(read_image(path), resolution)
@@ -125,6 +135,7 @@ def cmd(input_path: Path, attributes: tuple[str, ...], editor_name: str, alpha: 
                 result = editor.edit(image, attr, seed=seed, landmarks=landmarks, source=str(path))
             else:
                 result = editor.edit(image, attr, seed=seed)
+            result = apply_fusion(result, fusion, source=str(path))
             write_result(out_dir, result_stem(path, attr, attrs), result)
 
     failures = run_each(files, one, desc=f"edit ({editor_name})", name=lambda p: p.name)

@@ -18,7 +18,7 @@ import numpy as np
 from ..attributes import ATTRIBUTES
 from ..io import list_images, match_by_stem, read_image, write_image, write_mask
 from ..parsing import PARSERS, face_mask, get_parser
-from .common import out_path, refuse_overwriting_inputs, report_failures, run_each
+from .common import out_path, prepare_output, refuse_overwriting_inputs, report_failures, run_each
 
 
 def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -70,6 +70,7 @@ def cmd(original: Path, fused: Path | None, attribute: str, parser_name: str, ch
     pairs = _pairs(original, fused)
     refuse_overwriting_inputs([out_path(out_dir, o, tag=t) for o, _ in pairs for t in ("_mask", "_overlay")],
                               [f for pair in pairs for f in pair])
+    prepare_output(out_dir, {"-i": original, "--fused": fused})
     if parser_name == "bisenet":
         parser = get_parser("bisenet", device=device, **({"checkpoint": checkpoint} if checkpoint else {}))
     else:

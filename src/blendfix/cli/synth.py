@@ -11,6 +11,7 @@ from ..attributes import ATTRIBUTES
 from ..config import from_dict, to_dict
 from ..synth.config import (
     EDITOR_CHOICES,
+    FUSION_CHOICES,
     NON_SQUARE_CHOICES,
     PARSER_CHOICES,
     POISSON_CHOICES,
@@ -50,6 +51,9 @@ _SHOWN_SKIPS = 20
 @click.option("--encoder", help="GAN editor: pSp encoder checkpoint (name or path).")
 @click.option("--diffcam", help="GAN editor: Diff-CAM classifier checkpoint (name or path).")
 @click.option("--alpha", type=float, help="GAN editor: edit strength (default: the editor's).")
+@click.option("--fusion", type=click.Choice(FUSION_CHOICES),
+              help="paper (default): F = T*M + I*(1-M); released: as the released code, the mouth (parsed in "
+                   "I or T) wholly from T for smile and aging.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Worker processes (synthetic editor). The GAN editor runs batched in this process.")
 @click.option("--shard", help="i/n: make only shard i (from 0) of n, for several machines; merge after.")
@@ -62,7 +66,8 @@ _SHOWN_SKIPS = 20
 def cmd(sources: tuple[Path, ...], input_: Path | None, output: Path, config_file: Path | None, editor: str | None,
         variants: int | None, attributes: str | None, seed: int | None, resolution: int | None, non_square: str | None,
         poisson: str | None, parser: str | None, generator: str | None, encoder: str | None, diffcam: str | None,
-        alpha: float | None, workers: int, shard: str | None, limit: int | None, retry_skipped: bool,
+        alpha: float | None, fusion: str | None, workers: int, shard: str | None, limit: int | None,
+        retry_skipped: bool,
         strict: bool, merge: bool, device: str, batch_size: int, precision: str) -> int:
     """Synthesise a training set from aligned face photos, or merge synth folders.
 
@@ -92,7 +97,7 @@ def cmd(sources: tuple[Path, ...], input_: Path | None, output: Path, config_fil
         raise click.UsageError("give the photo folder with -i (or --merge FOLDERS)")
     given = {"input": str(input_), "editor": editor, "seed": seed, "resolution": resolution,
              "non_square": non_square, "poisson": poisson, "parser": parser, "generator": generator, "encoder": encoder,
-             "diffcam": diffcam, "alpha": alpha, "variants": variants,
+             "diffcam": diffcam, "alpha": alpha, "variants": variants, "fusion": fusion,
              "attributes": [a for a in attributes.split(",") if a.strip()] if attributes else None}
     config = _config(config_file, {k: v for k, v in given.items() if v is not None})
     from ..synth.pipeline import checkpoint_hashes
@@ -128,6 +133,14 @@ def _report(s: RunSummary, out: Path) -> None:
     if s.made and s.timings:
         parts = ", ".join(f"{k} {v / s.made * 1000:.0f} ms" for k, v in sorted(s.timings.items()))
         click.echo(f"  time per photo: {parts}", err=True)
+    if s.io_errors:
+        click.echo(f"  error: {len(s.io_errors)} photo(s) failed on a file-system error (not listed as skipped; "
+                   f"a rerun retries them):", err=True)
+        for src, reason in s.io_errors[:_SHOWN_SKIPS]:
+            click.echo(f"    {src}: {reason}", err=True)
+    if s.stopped:
+        click.echo(f"  stopped early: {s.stopped}. Free space (or make {out} writable) and rerun the same "
+                   f"command: finished items are kept and the rest is made.", err=True)
     if s.skipped_before:
         click.echo(f"  {s.skipped_before} photo(s) skipped by an earlier run (see {SKIPPED}; "
                    f"--retry-skipped to retry).", err=True)

@@ -14,7 +14,9 @@ def cmd() -> int:
     folder = registry.weights_dir()
     click.echo(f"weights folder: {folder} (set BLENDFIX_WEIGHTS to change it)")
     for name, e in sorted(registry.CHECKPOINTS.items()):
-        state = "present" if (folder / e.filename).is_file() else "missing"
-        click.echo(f"{name:32s} {state:8s} {e.filename}")
+        path = registry.entry_path(e)
+        state = "present" if path.is_file() else "missing"
+        where = f"{path} (bundled)" if e.bundled and path.parent == registry.bundled_dir() else e.filename
+        click.echo(f"{name:32s} {state:8s} {where}")
         click.echo(f"{'':32s} {e.url}  [{e.licence}]  model={e.model}")
     return 0

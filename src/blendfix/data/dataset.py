@@ -129,6 +129,9 @@ class BlendDataset(Dataset):
             raise ValueError(f"crop must be positive, got {crop}")
         self.root = Path(root)
         items = list_items(root)
+        if not items:  # e.g. a synth run stopped (killed, disk full) before its first item
+            raise ValueError(f"{root}: the training set holds no finished item yet; run `blendfix synth` again "
+                             f"with the same -i and -o to resume it (finished items are kept).")
         if target == "truth":
             with_truth = set(_complete(root, (layout.TRUTH,)))
             if not with_truth:

@@ -21,7 +21,9 @@
 An item folder is written under ``items/.<item_id>.tmp`` and renamed into place when complete, so
 a killed run never leaves a half-written item, and a rerun skips every item already present.
 Manifest records hold at least: ``id``, ``source`` (photo path as given), ``attribute``, ``seed``,
-``editor``, ``resolution``, ``checkpoints`` (name -> sha256 or null), ``blendfix_version``.
+``editor``, ``resolution``, ``checkpoints`` (name -> sha256 or null), ``blendfix_version``,
+``source_sha256`` and ``source_size`` (the photo file's content: a rerun from another folder is
+checked against them).
 Readers should take items from the manifest (not by listing ``items/``): a folder there that is
 not yet recorded belongs to a run still going or killed, and the next run re-records or redoes it.
 See ``docs/synth.md`` for every field, the resume rules and merging shards.

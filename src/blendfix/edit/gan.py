@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ..attributes import ATTRIBUTES, canonical
 from ..device import resolve_device, resolve_precision
 from ..errors import MissingWeightsError
-from ..nets.diffcam import INPUT_SIZE, DiffCAM, diffcam_mask, load_diffcam
+from ..nets.diffcam import INPUT_SIZE, DiffCAM, diffcam_mask, load_diffcam, released_cam_options
 from ..nets.psp import PSPEncoder, load_psp_encoder
 from ..nets.psp_full import PSPInversion, load_psp_full
 from ..nets.stylegan2 import Generator, load_stylegan2
@@ -75,7 +75,9 @@ class GanEditor:
       missing attributes use :func:`blendfix.edit.directions.load_direction`;
     * ``attributes``: direction files checked up front (default: none; each is loaded on first use);
     * ``alpha`` (20), ``device`` (``auto``), ``precision`` (``fp32``; ``auto``/``fp16``/``bf16`` run the encoder
-      and generator under autocast), ``batch_size`` for :meth:`edit_batch`, ``diffcam_size`` (256, EOGI's).
+      and generator under autocast), ``batch_size`` for :meth:`edit_batch`, ``diffcam_size`` (256, EOGI's);
+    * ``cam_smoothing``: ``off`` (EOGI, the paper) or ``released`` (the released code's Diff-CAM: aug_smooth,
+      and eigen_smooth except for aging; :func:`blendfix.nets.diffcam.released_cam_options`).
 
     Modules passed in are moved to the device, set to eval mode and frozen (``requires_grad_(False)``).
     Missing checkpoint files raise one MissingWeightsError naming every file and where to put it.
@@ -88,9 +90,13 @@ class GanEditor:
                  diffcam: Source | DiffCAM = "diff_cam_weight",
                  directions: Mapping[str, Source | torch.Tensor] | None = None,
                  attributes: Sequence[str] = (), alpha: float = DEFAULT_ALPHA, device: str | torch.device = "auto",
-                 precision: str = "fp32", batch_size: int = 4, diffcam_size: int = INPUT_SIZE) -> None:
+                 precision: str = "fp32", batch_size: int = 4, diffcam_size: int = INPUT_SIZE,
+                 cam_smoothing: str = "off") -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if cam_smoothing not in ("off", "released"):
+            raise ValueError(f"cam_smoothing {cam_smoothing!r}: choose off or released")
+        self.cam_smoothing = cam_smoothing
         self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.alpha, self.batch_size, self.diffcam_size = float(alpha), batch_size, diffcam_size
@@ -188,7 +194,8 @@ class GanEditor:
             tensors = [image_to_tensor(im) for im in chunk]
             w, inv = self._invert(tensors, [_key(im) for im in chunk])
             edited = self._synth(w + self.alpha * n)
-            mask = diffcam_mask(self.diffcam, inv, edited, attr, input_size=self.diffcam_size)
+            smooth = released_cam_options(attr) if self.cam_smoothing == "released" else {}
+            mask = diffcam_mask(self.diffcam, inv, edited, attr, input_size=self.diffcam_size, **smooth)
             for i, im in enumerate(chunk):
                 hw = im.shape[:2]
                 out.append(EditResult(
@@ -198,7 +205,8 @@ class GanEditor:
                     mask=tensor_to_mask(_resize(mask[i:i + 1], hw))[0].clip(0, 1),
                     attribute=attr,
                     info={"editor": self.name, "seed": seed, "alpha": self.alpha, "attribute": attr,
-                          "generator_size": self.generator.size, "noise": "stored", **self.sources},
+                          "generator_size": self.generator.size, "noise": "stored",
+                          "cam_smoothing": self.cam_smoothing, **self.sources},
                 ))
         return out
 

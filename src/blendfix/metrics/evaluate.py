@@ -27,27 +27,18 @@ from ..attributes import ATTRIBUTES, canonical
 from ..data.layout import MANIFEST
 from ..device import resolve_device
 from ..errors import BlendfixError, MissingWeightsError
-from ..io import list_images, read_image
+from ..io import read_image
 from ..tensors import image_to_tensor
+from . import artifacts as art
 from . import report as rep
+from .evalset import read_aux, read_kinds, read_sources, stems_of
 from .fidelity import mae, psnr, ssim
 
 RUNTIME_FILE = "runtime.json"
 
 
 def _stems(folder: Path, what: str) -> dict[str, Path]:
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: {what} folder not found.")
-    files = list_images(folder)
-    if not files:
-        raise ValueError(f"{folder}: no image files in the {what} folder.")
-    by_stem: dict[str, Path] = {}
-    for f in files:
-        if f.stem in by_stem:
-            raise ValueError(f"{folder}: two files share the name stem {f.stem!r} ({by_stem[f.stem].name}, {f.name});"
-                             " keep one per stem.")
-        by_stem[f.stem] = f
-    return by_stem
+    return stems_of(folder, what)
 
 
 def match_method(originals: dict[str, Path], folder: Path, name: str) -> dict[str, Path]:
@@ -244,6 +235,7 @@ def _score(outs: dict[str, np.ndarray], origs: dict[str, np.ndarray], lp_net: An
 
 def evaluate_dirs(originals: str | os.PathLike, methods: Mapping[str, str | os.PathLike],
                   out_dir: str | os.PathLike | None = None, *, attributes_from: str | os.PathLike | None = None,
+                  truth: str | os.PathLike | None = None, mask: str | os.PathLike | None = None,
                   lpips: bool = True, fid: bool = True, lpips_trunk: str | os.PathLike | None = None,
                   lpips_lin: str | os.PathLike | None = None, fid_weights: str | os.PathLike | None = None,
                   device: str = "auto", batch_size: int = 8, figure_examples: int = 4,
@@ -251,6 +243,10 @@ def evaluate_dirs(originals: str | os.PathLike, methods: Mapping[str, str | os.P
     """Compare each method's outputs with the originals; return the report dict (and write it to ``out_dir``).
 
     ``methods``: name -> folder of outputs named like the originals (e.g. ``{"fused": ..., "blendfix": ...}``).
+    ``originals``: a photo folder, or a synth dataset folder (its items' original/truth/mask/fused are
+    used; outputs are then named by item id). ``truth`` / ``mask``: folders of truths and edit masks
+    matched by stem (:mod:`.evalset`). With a truth or a mask the report also has ``artifact_scores``
+    (vs truth, seam, edit kept per attribute and per artifact kind; :mod:`.artifacts`).
     ``lpips_trunk`` / ``lpips_lin`` / ``fid_weights``: registered names or paths overriding the registry
     defaults. Report keys: ``tables`` (``overall`` and ``per_attribute``: method -> ``n``, per-image
     metrics as ``{"mean", "std", "n"}``, ``fid``), ``per_image``, ``metrics`` (``computed``,
@@ -262,10 +258,18 @@ def evaluate_dirs(originals: str | os.PathLike, methods: Mapping[str, str | os.P
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     orig_dir = Path(originals)
-    by_stem = _stems(orig_dir, "originals")
+    sources = read_sources(orig_dir, truth, mask)
+    by_stem = sources.originals
     stems = sorted(by_stem)
     files = {name: match_method(by_stem, Path(d), name) for name, d in methods.items()}
-    attributes = read_attributes(Path(attributes_from), stems) if attributes_from else dict.fromkeys(stems, "all")
+    if attributes_from:
+        attributes = read_attributes(Path(attributes_from), stems)
+        kinds = read_kinds(Path(attributes_from), stems, attributes)
+    elif sources.attributes is not None:
+        attributes, kinds = sources.attributes, sources.kinds or dict(sources.attributes)
+    else:
+        attributes = dict.fromkeys(stems, "all")
+        kinds = dict(attributes)
     dev = resolve_device(device)
     weights = {"lpips_trunk": lpips_trunk, "lpips_lin": lpips_lin, "fid_weights": fid_weights}
     lp_net, fid_net, skipped = _load_nets(lpips, fid, weights, dev)
@@ -291,13 +295,21 @@ def evaluate_dirs(originals: str | os.PathLike, methods: Mapping[str, str | os.P
             ok = [s for s in chunk if s in origs]
             if fid_net is not None and ok:
                 feats[""].update(zip(ok, _batched(fid_net, [origs[s] for s in ok], dev), strict=True))
+            aux = read_aux(sources, origs, ok, failures)
+            outputs = {name: _read_outputs(files[name], origs, ok, failures) for name in methods}
             for name in methods:
-                outs = _read_outputs(files[name], origs, ok, failures)
-                _score(outs, origs, lp_net, fid_net, dev, per_image[name], feats[name])
+                _score(outputs[name], origs, lp_net, fid_net, dev, per_image[name], feats[name])
+                art.score_outputs(outputs[name], origs, aux, outputs.get("fused", {}), lp_net, dev, per_image[name])
                 bar.update(len(chunk))
     bar.close()
     report = _assemble(orig_dir, methods, stems, attributes, per_image, feats, fid_net is not None, skipped,
                        runtime, warns, failures)
+    report["artifact_scores"] = None
+    if sources.truth or sources.mask:
+        report["artifact_scores"] = art.section(per_image, stems, attributes, kinds, n_truth=len(sources.truth),
+                                                n_mask=len(sources.mask))
+        for row in report["per_image"]:
+            row["kind"] = kinds[row["stem"]]
     if out_dir is not None:
         write_report(report, Path(out_dir), files, by_stem, figure_examples)
     return report
@@ -365,3 +377,5 @@ def write_report(report: dict[str, Any], out_dir: Path, files: dict[str, dict[st
     rep.write_markdown(out_dir / "report.md", report)
     rep.write_csv(out_dir / "metrics.csv", report)
     rep.write_per_image_csv(out_dir / "per_image.csv", report)
+    if report.get("artifact_scores"):
+        art.write_csv(out_dir / "artifact_scores.csv", report["artifact_scores"])

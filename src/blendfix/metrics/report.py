@@ -125,6 +125,10 @@ def write_markdown(path: Path, report: dict) -> Path:
     lines += ["## Overall", ""]
     lines += _md_table(report, [(OVERALL, tables["overall"])], True)
     lines.append("")
+    if report.get("artifact_scores"):
+        from .artifacts import markdown
+
+        lines += markdown(report["artifact_scores"])
     skipped = report["metrics"]["skipped"]
     if skipped:
         lines += ["## Metrics not computed", ""]
@@ -180,11 +184,17 @@ def write_csv(path: Path, report: dict) -> Path:
 
 
 def write_per_image_csv(path: Path, report: dict) -> Path:
-    """Every per-image value: stem, attribute, method, psnr, ssim, mae, lpips (empty when skipped)."""
+    """Every per-image value: stem, attribute, method, psnr, ssim, mae, lpips (empty when skipped), then
+    kind and the artifact scores when the report has them (empty where undefined)."""
     metrics = [m for m in report["metrics"]["columns"] if m in PER_IMAGE_METRICS]
-    rows = [[r["stem"], r["attribute"], r["method"]] + [_csv_value(r.get(m)) for m in metrics]
+    extra: list[str] = []
+    if report.get("artifact_scores"):
+        from .artifacts import SCORES
+
+        extra = ["kind", *SCORES]
+    rows = [[r["stem"], r["attribute"], r["method"]] + [_csv_value(r.get(m)) for m in metrics + extra]
             for r in report["per_image"]]
-    return atomic_write(Path(path), lambda: _csv_bytes(["stem", "attribute", "method", *metrics], rows))
+    return atomic_write(Path(path), lambda: _csv_bytes(["stem", "attribute", "method", *metrics, *extra], rows))
 
 
 def _font(size: int) -> ImageFont.ImageFont:

@@ -112,13 +112,36 @@ def class_index(target: str | int, num_classes: int = 17) -> int:
     return idx
 
 
-def grad_cam(model: DiffCAM, x: torch.Tensor, target: str | int) -> GradCAM:
+def eigen_modulate(weighted: torch.Tensor) -> torch.Tensor:
+    """``eigen_smooth`` as the 2025 method's released code defines it: ``(B, C, h, w)`` weighted
+    activations ``alpha_c A_c`` -> ``(B, h, w)`` map ``ReLU(u1 * sum_c alpha_c A_c)``.
+
+    ``u1``: the first left singular vector of the ``(h*w, C)`` matrix of weighted activations with
+    each channel's mean removed, its sign chosen so it correlates positively with the plain CAM,
+    min-max normalised to ``[0, 1]`` (``+1e-8`` in the denominator). It keeps the CAM where the main
+    spatial mode of the activations is strong. (pytorch-grad-cam's own ``eigen_smooth`` differs:
+    it projects the activations on their first principal component.)
+    """
+    b, c, h, w = weighted.shape
+    cam = weighted.sum(dim=1)
+    x = weighted.permute(0, 2, 3, 1).reshape(b, h * w, c).double()
+    x = x - x.mean(dim=1, keepdim=True)
+    u1 = torch.linalg.svd(x, full_matrices=False).U[:, :, 0]
+    flat = cam.reshape(b, h * w).double()
+    u1 = torch.where((u1 * flat).sum(dim=1, keepdim=True) < 0, -u1, u1)
+    lo, hi = u1.min(dim=1, keepdim=True).values, u1.max(dim=1, keepdim=True).values
+    u1 = (u1 - lo) / (hi - lo + 1e-8)
+    return (u1.reshape(b, h, w).to(cam.dtype) * cam).clamp(min=0)
+
+
+def grad_cam(model: DiffCAM, x: torch.Tensor, target: str | int, *, eigen_smooth: bool = False) -> GradCAM:
     """Grad-CAM of ``model`` on ``x`` ``(B, 6, H, W)`` in ``[-1, 1]`` for one class (every batch item).
 
     Gradients of ``sum_i logits[i, t]`` w.r.t. layer4's output, averaged over positions, weight the
     channels; the weighted sum is ReLU'd, bilinearly resized (align_corners False) to ``(H, W)`` and
     min-max normalised per image. A map that is identically zero after the ReLU (the class is not
-    seen anywhere) is returned as zeros, where the original would produce NaN.
+    seen anywhere) is returned as zeros, where the original would produce NaN. ``eigen_smooth``:
+    the weighted sum is replaced by :func:`eigen_modulate` (the released code's option).
     """
     t = class_index(target, model.num_classes)
     c = model.in_channels
@@ -131,7 +154,8 @@ def grad_cam(model: DiffCAM, x: torch.Tensor, target: str | int) -> GradCAM:
         pooled, logits = model.head(acts)
         (grads,) = torch.autograd.grad(logits[:, t].sum(), acts)
     weights = grads.mean(dim=(2, 3))
-    raw = (weights[:, :, None, None] * acts.detach()).sum(dim=1)
+    weighted = weights[:, :, None, None] * acts.detach()
+    raw = eigen_modulate(weighted) if eigen_smooth else weighted.sum(dim=1)
     heat = F.interpolate(raw.clamp(min=0)[:, None], size=x.shape[2:], mode="bilinear", align_corners=False)[:, 0]
     lo = heat.flatten(1).min(dim=1).values[:, None, None]
     heat = heat - lo
@@ -149,21 +173,55 @@ def _to_model_input(img: torch.Tensor, size: int) -> torch.Tensor:
     return img * 2.0 - 1.0
 
 
+#: the released code's test-time augmentations for ``aug_smooth``: horizontal flip x brightness factor.
+AUG_FLIPS = (False, True)
+AUG_FACTORS = (0.9, 1.0, 1.1)
+
+
+def smoothed_heatmap(model: DiffCAM, x: torch.Tensor, target: str | int, *, aug_smooth: bool = False,
+                     eigen_smooth: bool = False) -> torch.Tensor:
+    """Grad-CAM heatmap ``(B, H, W)`` in ``[0, 1]``, optionally with the released code's smoothing.
+
+    ``aug_smooth``: the mean of the heatmaps of 6 versions of ``x`` (``(B, 6, H, W)`` in ``[-1, 1]``):
+    mirrored or not (both I' and T), times 0.9, 1 or 1.1 (on the ``[-1, 1]`` values, as ttach's
+    ``Multiply`` does there), each heatmap min-max normalised and mirrored back before averaging.
+    ``eigen_smooth``: see :func:`eigen_modulate`.
+    """
+    if not aug_smooth:
+        return grad_cam(model, x, target, eigen_smooth=eigen_smooth).heatmap
+    maps = []
+    for flip in AUG_FLIPS:
+        for factor in AUG_FACTORS:
+            xa = x.flip(-1) if flip else x
+            heat = grad_cam(model, xa * factor, target, eigen_smooth=eigen_smooth).heatmap
+            maps.append(heat.flip(-1) if flip else heat)
+    return torch.stack(maps).mean(dim=0)
+
+
+def released_cam_options(attribute: str | int) -> dict[str, bool]:
+    """The smoothing the released code's data generation uses: ``aug_smooth`` always, ``eigen_smooth``
+    except for aging (its class 16, Old)."""
+    return {"aug_smooth": True, "eigen_smooth": class_index(attribute) != ATTRIBUTE_CLASSES["aging"]}
+
+
 def diffcam_mask(model: DiffCAM, inverted: torch.Tensor, edited: torch.Tensor, attribute: str | int,
-                 out_size: int | tuple[int, int] | None = None, input_size: int = INPUT_SIZE) -> torch.Tensor:
+                 out_size: int | tuple[int, int] | None = None, input_size: int = INPUT_SIZE, *,
+                 aug_smooth: bool = False, eigen_smooth: bool = False) -> torch.Tensor:
     """The fusion mask M: ``(B, 1, H, W)`` in ``[0, 1]`` where the edit changed the image.
 
     ``inverted`` (I') and ``edited`` (T): ``(B, 3, H, W)`` RGB in ``[0, 1]``, same shape. Both are
     brought to ``input_size`` (256, EOGI's Diff-CAM size), the Grad-CAM heatmap for the attribute's
     class is taken there and resized to ``out_size`` (default: the inputs' size) with *nearest*, as
-    EOGI does (a 1024 output is an exact 4x4 block replication of the 256 map).
+    EOGI does (a 1024 output is an exact 4x4 block replication of the 256 map). ``aug_smooth`` /
+    ``eigen_smooth``: :func:`smoothed_heatmap` (off = EOGI and the paper; the released code's data
+    generation turns both on, eigen_smooth not for aging: :func:`released_cam_options`).
     """
     if inverted.shape != edited.shape or inverted.ndim != 4 or inverted.shape[1] != model.in_channels:
         raise ValueError(f"inverted and edited must both be (B, {model.in_channels}, H, W); "
                          f"got {tuple(inverted.shape)} and {tuple(edited.shape)}")
     p = next(model.parameters())
     x = torch.cat([_to_model_input(inverted.to(p), input_size), _to_model_input(edited.to(p), input_size)], dim=1)
-    heat = grad_cam(model, x, attribute).heatmap[:, None]
+    heat = smoothed_heatmap(model, x, attribute, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)[:, None]
     size = inverted.shape[2:] if out_size is None else (out_size, out_size) if isinstance(out_size, int) else out_size
     return F.interpolate(heat, size=tuple(size), mode="nearest").clamp(0, 1)
 

@@ -19,6 +19,7 @@ MIXED_EDITORS = ("synthetic", "paste")
 NON_SQUARE_CHOICES = ("crop", "skip")
 POISSON_CHOICES = ("torch", "opencv")
 PARSER_CHOICES = ("landmarks", "bisenet")
+FUSION_CHOICES = ("paper", "released")  # = blendfix.blend.fuse.FUSIONS (not imported: keeps torch out)
 
 #: Item seeds lie in ``[0, 2**31)`` so every editor can feed them to numpy or torch generators.
 SEED_RANGE = 2**31
@@ -45,6 +46,9 @@ class SynthConfig:
       (the paper's BiSeNet; needs its checkpoint).
     * ``generator`` / ``encoder`` / ``diffcam`` / ``alpha``: GAN editor checkpoints (registered names
       or paths) and edit strength (``None`` = the editor's default); unused by ``synthetic``.
+    * ``fusion``: ``paper`` (F = T*M + I*(1-M)) or ``released`` (the released code: for smile and aging
+      the mouth, parsed in I or T with ``parser``, is taken wholly from T; ``mask.png`` is then that
+      fusion's weight). See :mod:`blendfix.edit.fusion`.
     """
 
     input: str = ""
@@ -60,6 +64,7 @@ class SynthConfig:
     diffcam: str | None = None
     alpha: float | None = None
     variants: int = 1
+    fusion: str = "paper"
 
     def __post_init__(self) -> None:
         if self.editor not in EDITOR_CHOICES:
@@ -82,10 +87,13 @@ class SynthConfig:
             raise ValueError("variants > 1 needs an offline editor (synthetic, paste, mixed)")
         if self.seed < 0:
             raise ValueError(f"seed {self.seed}: must be >= 0")
+        if self.fusion not in FUSION_CHOICES:
+            raise ValueError(f"fusion {self.fusion!r}: choose one of {', '.join(FUSION_CHOICES)}")
 
 
 #: Fields that must agree between runs writing into one dataset folder, and between merged shards.
-DEFINING_FIELDS = ("editor", "attributes", "seed", "resolution", "non_square", "poisson", "parser", "alpha", "variants")
+DEFINING_FIELDS = ("editor", "attributes", "seed", "resolution", "non_square", "poisson", "parser", "alpha", "variants",
+                   "fusion")
 
 
 def variant_rel(rel: str, variant: int) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -16,28 +15,20 @@ import yaml
 from ..config import to_dict
 from ..data import layout
 from ..errors import BlendfixError
+from ..locks import LOCK, folder_lock  # noqa: F401 - LOCK: the lock file's name, as before
 from . import manifest
 from .config import DEFINING_FIELDS, SynthConfig
-from .items import TMP_SUFFIX
+from .items import TMP_SUFFIX, file_sha256
 
 SKIPPED = layout.SKIPPED
-LOCK = ".lock"
 
 
 @contextmanager
 def dataset_lock(out: Path) -> Iterator[None]:
-    """Hold ``out/.lock`` for the run; a second run on the same folder fails at once."""
-    out.mkdir(parents=True, exist_ok=True)
-    fh = open(out / LOCK, "a+")  # noqa: SIM115 - held for the whole run
-    try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            raise BlendfixError(f"{out}: another blendfix synth run is writing into this folder; "
-                                f"wait for it, or give each shard its own -o folder and merge them.") from e
+    """Hold ``out/.lock`` for the run; a second run on the same folder fails at once (:mod:`blendfix.locks`)."""
+    with folder_lock(out, "blendfix synth run",
+                     "wait for it, or give each shard its own -o folder and merge them."):
         yield
-    finally:
-        fh.close()
 
 
 def check_config(out: Path, config: SynthConfig, checkpoints: dict[str, str | None]) -> None:
@@ -117,3 +108,53 @@ def reconcile(out: Path) -> tuple[dict[str, dict[str, Any]], set[str]]:
     else:
         manifest.append(man, new)
     return records, {r["id"] for r in new}
+
+
+# --------------------------------------------------------------------------- the input folder's identity
+
+#: ``config.yaml`` key recording the resolved input folder the set was built from
+INPUT_RESOLVED = "input_resolved"
+
+
+def recorded_input(out: Path) -> str | None:
+    """The resolved input folder an earlier run recorded in ``config.yaml`` (``None``: none recorded)."""
+    path = out / layout.CONFIG
+    if not path.is_file():
+        return None
+    old = yaml.safe_load(path.read_text()) or {}
+    value = old.get(INPUT_RESOLVED) if isinstance(old, dict) else None
+    return str(value) if value else None
+
+
+def check_inputs(out: Path, given: str, before: str | None, photos: dict[str, str],
+                 records: dict[str, dict[str, Any]], skipped: dict[str, dict[str, Any]]) -> int:
+    """Refuse to resume a set from photos other than those its finished items were made from.
+
+    ``photos``: item id -> photo file of this run's selection; ``before``: the resolved input folder
+    recorded by an earlier run (:func:`recorded_input`). A finished item whose photo now has another
+    size, or (when the input folder is not the recorded one) other content (``source_sha256``), is a
+    different photo under the same name: :class:`BlendfixError` naming both folders and the fix. When
+    the input folder changed, photos an earlier run skipped are retried (the skip was about another
+    file): they are removed from ``skipped``, and their count returned. Records made before these
+    fields existed are accepted as they are.
+    """
+    moved = before is not None and before != str(Path(given).resolve())
+    differ = []
+    for item, photo in photos.items():
+        rec = records.get(item)
+        if rec is None or "source_sha256" not in rec:
+            continue
+        if os.path.getsize(photo) != rec.get("source_size") or (moved and file_sha256(photo) != rec["source_sha256"]):
+            differ.append(photo)
+    if differ:
+        where = f"built from {before}" if moved else "built from other photos with these names"
+        raise BlendfixError(
+            f"{out} was {where}; {len(differ)} finished item(s) have other content in -i {given} now "
+            f"(e.g. {', '.join(differ[:3])}). Give these photos their own -o folder, or rerun with the "
+            f"photos the set was built from.")
+    retried = 0
+    if moved:
+        for item in photos:
+            if skipped.pop(item, None) is not None:
+                retried += 1
+    return retried

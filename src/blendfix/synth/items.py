@@ -2,14 +2,21 @@
 
 A maker writes the item's images into ``items/.<id>.tmp``; :func:`finish_item` checks every layout
 file is there, writes ``meta.json`` and renames the folder to ``items/<id>``. Failures come back as
-:class:`Outcome` skips (never raised), classified by :func:`classify`. Worker processes (``spawn``)
-build their maker once in :func:`_init_worker`.
+:class:`Outcome` skips (never raised), classified by :func:`classify`; an ``OSError`` (disk full,
+read-only folder, I/O error) is kind :data:`IO_ERROR`, a failure of the run that is never listed as
+a property of the photo. Worker processes (``spawn``) build their maker once in :func:`_init_worker`,
+after asking the kernel to kill them with their parent (:func:`die_with_parent`), and check that the
+parent (which holds the dataset lock) is alive before an item takes its final name.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import hashlib
 import os
 import shutil
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -26,6 +33,8 @@ from . import manifest
 from .config import SynthConfig
 
 TMP_SUFFIX = ".tmp"
+#: Outcome kind of an ``OSError``: the run failed (exit 1), the photo is not listed as skipped.
+IO_ERROR = "io_error"
 
 
 class SkipItem(BlendfixError, ValueError):
@@ -76,38 +85,59 @@ class Outcome:
     kind: str = ""
     reason: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    errno: int | None = None  # of an OSError (kind IO_ERROR)
 
 
 def classify(exc: BaseException) -> str:
-    """The skip kind of an exception: ``unreadable``, ``no_face``, a :class:`SkipItem` kind,
-    ``invalid`` (another user-input problem) or ``error`` (unexpected: a bug)."""
+    """The kind of an exception: ``unreadable``, ``no_face``, a :class:`SkipItem` kind, ``invalid``
+    (another user-input problem), :data:`IO_ERROR` (an ``OSError``) or ``error`` (unexpected: a bug)."""
     if isinstance(exc, SkipItem):
         return exc.kind
     if isinstance(exc, ImageReadError):
         return "unreadable"
     if isinstance(exc, NoFaceError):
         return "no_face"
-    if isinstance(exc, BlendfixError | ValueError | OSError):
+    if isinstance(exc, OSError):  # the disk or the file system, not the photo: the run fails, a rerun retries
+        return IO_ERROR
+    if isinstance(exc, BlendfixError | ValueError):
         return "invalid"
     return "error"
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes (read in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
 def base_record(task: Task, ctx: RunContext) -> dict[str, Any]:
-    """The manifest fields every item has (see :mod:`blendfix.data.layout`)."""
+    """The manifest fields every item has (see :mod:`blendfix.data.layout`); ``source_sha256`` and
+    ``source_size`` identify the photo's content, so a rerun can tell another folder's same-named photo."""
     cfg = ctx.config
     return {"id": task.item_id, "source": task.source, "rel": task.rel, "attribute": task.attribute,
+            "source_sha256": file_sha256(task.path), "source_size": os.path.getsize(task.path),
             "seed": task.seed, "global_seed": cfg.seed, "editor": task.editor or cfg.editor,
             "resolution": cfg.resolution,
             "checkpoints": dict(ctx.checkpoints), "blendfix_version": __version__}
 
 
-def finish_item(task: Task, ctx: RunContext, tmp: Path, extra: dict[str, Any]) -> dict[str, Any]:
-    """Check the temporary folder is complete, write ``meta.json``, rename it into place."""
+def finish_item(task: Task, ctx: RunContext, tmp: Path, extra: dict[str, Any],
+                check: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Check the temporary folder is complete, write ``meta.json``, rename it into place.
+
+    ``check`` (worker processes) runs before the item takes its final name; it ends the process when
+    the parent, which holds the dataset lock, is gone.
+    """
     missing = [f for f in layout.ITEM_FILES if f != layout.META and not (tmp / f).is_file()]
     if missing:
         raise RuntimeError(f"item maker left out {', '.join(missing)} for {task.source}")
     record = {**extra, **base_record(task, ctx)}
     (tmp / layout.META).write_text(manifest.dumps(record) + "\n", encoding="utf-8")
+    if check is not None:
+        check()
     final = Path(ctx.items_dir) / task.item_id
     if final.exists():
         shutil.rmtree(final)
@@ -123,25 +153,52 @@ def tmp_dir_for(ctx: RunContext, task: Task) -> Path:
     return tmp
 
 
-def run_task(maker: ItemMaker, ctx: RunContext, task: Task) -> Outcome:
-    """Make one item; a failure is returned as a skip (the temporary folder removed), not raised."""
-    tmp = tmp_dir_for(ctx, task)
-    try:
-        extra, timings = maker(task, tmp)
-        return Outcome(task, finish_item(task, ctx, tmp, extra), timings=timings)
-    except Exception as e:  # noqa: BLE001 - every failure becomes a listed skip; bugs are kind "error"
+def _failed(task: Task, tmp: Path | None, e: BaseException) -> Outcome:
+    if tmp is not None:
         shutil.rmtree(tmp, ignore_errors=True)
-        kind = classify(e)
-        reason = str(e) if kind != "error" else "".join(traceback.format_exception_only(type(e), e)).strip()
-        return Outcome(task, kind=kind, reason=reason)
+    kind = classify(e)
+    reason = str(e) if kind not in ("error", IO_ERROR) else "".join(traceback.format_exception_only(type(e), e)).strip()
+    return Outcome(task, kind=kind, reason=reason, errno=e.errno if isinstance(e, OSError) else None)
+
+
+def run_task(maker: ItemMaker, ctx: RunContext, task: Task, check: Callable[[], None] | None = None) -> Outcome:
+    """Make one item; a failure is returned as an outcome (the temporary folder removed), not raised."""
+    tmp = None
+    try:
+        tmp = tmp_dir_for(ctx, task)
+        extra, timings = maker(task, tmp)
+        return Outcome(task, finish_item(task, ctx, tmp, extra, check), timings=timings)
+    except Exception as e:  # noqa: BLE001 - every failure becomes an outcome; bugs are kind "error"
+        return _failed(task, tmp, e)
 
 
 # worker-process state: one item maker per process, built once by the initializer
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(factory: Factory, ctx: RunContext) -> None:
-    """Worker start-up: one thread for OpenMP, OpenCV and torch; build the item maker once."""
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this process end when ``parent`` does: on Linux the kernel sends SIGKILL when the parent
+    dies (``prctl(PR_SET_PDEATHSIG)``); everywhere, a parent already gone ends it now. A synth
+    worker must never outlive the run that holds the dataset lock (it would keep writing unlocked)."""
+    if sys.platform.startswith("linux"):
+        # without a usable libc, the pid check below and before each rename still holds
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    _exit_if_orphaned(parent)
+
+
+def _exit_if_orphaned(parent: int) -> None:
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _init_worker(factory: Factory, ctx: RunContext, parent: int) -> None:
+    """Worker start-up: die with the parent; one thread for OpenMP, OpenCV and torch; build the maker once."""
+    die_with_parent(parent)
+    _WORKER["parent"] = parent
     os.environ["OMP_NUM_THREADS"] = "1"
     import cv2
 
@@ -153,13 +210,18 @@ def _init_worker(factory: Factory, ctx: RunContext) -> None:
 
 
 def _worker_task(task: Task) -> Outcome:
-    return run_task(_WORKER["maker"], _WORKER["ctx"], task)
+    parent = _WORKER["parent"]
+    _exit_if_orphaned(parent)
+    return run_task(_WORKER["maker"], _WORKER["ctx"], task, check=lambda: _exit_if_orphaned(parent))
 
 
 def run_batch(maker: Any, ctx: RunContext, tasks: list[Task]) -> list[Outcome]:
     """Make several items with one ``maker.make_batch(tasks, tmp_dirs)`` call (batched GPU editing);
     it returns, per task, ``(extra, timings)`` or the exception that task raised."""
-    tmps = [tmp_dir_for(ctx, t) for t in tasks]
+    try:
+        tmps = [tmp_dir_for(ctx, t) for t in tasks]
+    except OSError as e:
+        return [_failed(t, None, e) for t in tasks]
     try:
         results = maker.make_batch(tasks, tmps)
     except Exception:  # the whole batch failed: fall back to one at a time, so each failure is named
@@ -173,9 +235,8 @@ def run_batch(maker: Any, ctx: RunContext, tasks: list[Task]) -> list[Outcome]:
                 raise res
             extra, timings = res
             outcomes.append(Outcome(task, finish_item(task, ctx, tmp, extra), timings=timings))
-        except Exception as e:  # noqa: BLE001 - listed as a skip, like run_task
-            shutil.rmtree(tmp, ignore_errors=True)
-            outcomes.append(Outcome(task, kind=classify(e), reason=str(e)))
+        except Exception as e:  # noqa: BLE001 - an outcome, like run_task
+            outcomes.append(_failed(task, tmp, e))
     return outcomes
 
 
@@ -187,7 +248,8 @@ def pool_outcomes(pending: list[Task], ctx: RunContext, factory: Factory, worker
     mp = multiprocessing.get_context("spawn")
     todo = iter(pending)
     inflight: set[Future] = set()
-    with ProcessPoolExecutor(workers, mp_context=mp, initializer=_init_worker, initargs=(factory, ctx)) as ex:
+    with ProcessPoolExecutor(workers, mp_context=mp, initializer=_init_worker,
+                             initargs=(factory, ctx, os.getpid())) as ex:
         try:
             while True:
                 while len(inflight) < 2 * workers and (task := next(todo, None)) is not None:

@@ -19,6 +19,7 @@ import yaml
 
 from ..data import layout
 from ..errors import BlendfixError
+from ..folders import refuse_output_inside_inputs
 from ..io import atomic_write
 from . import manifest
 from .config import DEFINING_FIELDS
@@ -89,6 +90,7 @@ def merge_datasets(sources: list[str | os.PathLike], out: str | os.PathLike) -> 
     srcs = [Path(s) for s in sources]
     if any(s.resolve() == out.resolve() for s in srcs):
         raise ValueError(f"merge: the output {out} must not be one of the sources")
+    refuse_output_inside_inputs(out, {f"source {s}": s for s in srcs})
     settings = [_settings(s) for s in srcs]
     ref = _defining(settings[0])
     for s, data in zip(srcs[1:], settings[1:], strict=True):

@@ -205,6 +205,11 @@ class PhotoPipeline:
     def finish(self, task: Task, tmp_dir: Path, image: np.ndarray, facts: dict[str, Any], result: Any,
                t: dict[str, float]) -> dict[str, Any]:
         """F, M_face, the Poisson target, and the item's files; returns its manifest fields."""
+        if self.config.fusion != "paper":
+            from ..edit.fusion import apply_fusion
+
+            with _timed(t, "parsing"):
+                result = apply_fusion(result, self.config.fusion, self.parser, source=task.source)
         fused = result.fused
         with _timed(t, "parsing"):
             face = self._face_mask(fused, image, task.attribute, self.parser, fused_source=f"F of {task.source}",

@@ -14,11 +14,22 @@ Guarantees (see ``docs/synth.md``):
   input folder), never from order or worker; when a run completes the manifest and skip list are
   rewritten sorted by id. One worker or eight give byte-identical folders.
 * **One writer.** Only the parent process writes the manifest; a lock file (``.lock``) stops two
-  runs from writing into one folder at once. Shards go to separate folders and are merged.
+  runs from writing into one folder at once. Shards go to separate folders and are merged. Worker
+  processes die with the parent (:func:`~blendfix.synth.items.die_with_parent`), so none writes
+  after a killed parent released the lock; hidden ``*.part`` files a kill left in the folder are
+  deleted on the next start.
+* **I/O errors fail the run.** An ``OSError`` while making an item (disk full, read-only folder) is
+  not a property of the photo: it is never listed in ``skipped.jsonl``, the run exits non-zero, and
+  it stops at once when the disk is full or read-only. A rerun retries those photos.
+* **The photos are part of the set's identity.** ``-o`` inside ``-i`` is refused (a rerun would
+  read the set as photos). Each record holds its photo's ``source_sha256`` and ``source_size``, and
+  ``config.yaml`` the resolved input folder: a rerun from another folder whose same-named photos
+  differ is refused (:func:`~blendfix.synth.folder.check_inputs`).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -30,11 +41,15 @@ from typing import Any
 from .. import __version__
 from ..config import save_config
 from ..data import layout
+from ..folders import refuse_output_inside_inputs, sweep_partials
 from ..io import IMAGE_SUFFIXES
 from . import manifest
 from .config import SynthConfig, choose_attribute, choose_editor, item_id, item_seed, shard_of, variant_rel
-from .folder import SKIPPED, check_config, dataset_lock, reconcile
-from .items import Factory, Outcome, RunContext, SkipItem, Task, pool_outcomes, run_batch, run_task
+from .folder import INPUT_RESOLVED, SKIPPED, check_config, check_inputs, dataset_lock, reconcile, recorded_input
+from .items import IO_ERROR, Factory, Outcome, RunContext, SkipItem, Task, pool_outcomes, run_batch, run_task
+
+#: errno values after which every later item would fail the same way: the run stops at once
+STOP_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
 
 __all__ = ["SKIPPED", "RunSummary", "SkipItem", "Task", "dataset_lock", "discover", "make_tasks", "run_synth"]
 
@@ -49,6 +64,8 @@ class RunSummary:
     made: int = 0              # made by this run
     skipped_before: int = 0    # listed in skipped.jsonl by an earlier run and not retried
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
+    io_errors: list[tuple[str, str]] = field(default_factory=list)  # (source, reason): not skips, the run failed
+    stopped: str = ""          # why the run stopped early (disk full, read-only), else ""
     timings: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -58,10 +75,10 @@ class RunSummary:
         return sum(1 for _, kind, _ in self.skipped if kind == "error")
 
     def exit_code(self, strict: bool = False) -> int:
-        """0 normally; 1 when an unexpected error occurred, when nothing at all could be made
-        from a non-empty selection, or (``strict``) when any photo of the selection is skipped
-        (now or by an earlier run)."""
-        if self.errors or (strict and (self.skipped or self.skipped_before)):
+        """0 normally; 1 when an unexpected error or an I/O error occurred, when nothing at all could
+        be made from a non-empty selection, or (``strict``) when any photo of the selection is
+        skipped (now or by an earlier run)."""
+        if self.errors or self.io_errors or (strict and (self.skipped or self.skipped_before)):
             return 1
         finished = self.already_done + self.rerecorded + self.made
         return 1 if self.photos and finished == 0 else 0
@@ -129,18 +146,23 @@ def run_synth(config: SynthConfig, out: str | os.PathLike, *, factory: Factory |
     out = Path(out)
     start = time.perf_counter()
     checkpoints = dict(checkpoints or {})
+    refuse_output_inside_inputs(out, {"-i": config.input})
     tasks = make_tasks(config, shard, limit)
     summary = RunSummary(photos=len(tasks))
     with dataset_lock(out):
         check_config(out, config, checkpoints)
-        extra: dict[str, Any] = {"blendfix_version": __version__, "checkpoints": checkpoints}
-        if shard is not None:
-            extra["shard"] = f"{shard[0]}/{shard[1]}"
-        save_config(config, out / layout.CONFIG, extra=extra)
+        sweep_partials(out, locked=True)  # the lock is ours: any temporary file here is a killed run's
         records, rerecorded = reconcile(out)
         skip_path = out / SKIPPED
         manifest.repair(skip_path)
         skipped = manifest.latest_by_id(manifest.read(skip_path))
+        # before config.yaml records this run's input folder: a refused run must leave the old one
+        check_inputs(out, config.input, recorded_input(out), {t.item_id: t.path for t in tasks}, records, skipped)
+        extra: dict[str, Any] = {"blendfix_version": __version__, "checkpoints": checkpoints,
+                                 INPUT_RESOLVED: str(Path(config.input).resolve())}
+        if shard is not None:
+            extra["shard"] = f"{shard[0]}/{shard[1]}"
+        save_config(config, out / layout.CONFIG, extra=extra)
         selected = {t.item_id for t in tasks}
         summary.rerecorded = len(selected & rerecorded)
         summary.already_done = len(selected & records.keys()) - summary.rerecorded
@@ -152,7 +174,9 @@ def run_synth(config: SynthConfig, out: str | os.PathLike, *, factory: Factory |
                          {**(options or {}), "checkpoints": checkpoints})
 
         def handle(o: Outcome) -> None:
-            if o.record is not None:
+            if o.kind == IO_ERROR:  # the disk, not the photo: not listed as skipped, a rerun retries it
+                summary.io_errors.append((o.task.source, o.reason))
+            elif o.record is not None:
                 manifest.append(out / layout.MANIFEST, [o.record])
                 records[o.record["id"]] = o.record
                 summary.made += 1
@@ -168,13 +192,17 @@ def run_synth(config: SynthConfig, out: str | os.PathLike, *, factory: Factory |
         try:
             for o in _outcomes(pending, ctx, factory, workers, batch_size):
                 handle(o)
+                if o.kind == IO_ERROR and o.errno in STOP_ERRNOS:
+                    summary.stopped = o.reason
+                    break
                 if o.record is None:
                     bar.set_postfix(skipped=len(summary.skipped), refresh=False)
                 bar.update(1)
         finally:
             bar.close()
-        manifest.rewrite_sorted(out / layout.MANIFEST, records.values())
-        manifest.rewrite_sorted(skip_path, (r for k, r in skipped.items() if k not in records))
+        if not summary.stopped:  # a full disk could not take the rewrite; the appended lines are complete
+            manifest.rewrite_sorted(out / layout.MANIFEST, records.values())
+            manifest.rewrite_sorted(skip_path, (r for k, r in skipped.items() if k not in records))
     summary.seconds = time.perf_counter() - start
     return summary
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,12 @@ import torch
 from torch import nn
 
 from ..checkpoints import load_file
+from ..errors import BlendfixError
+from ..folders import PART_SUFFIX, partial_name, sweep_partials
 from ..io import atomic_write
 from ..nets.maresunet import MAResUNet, count_parameters
 from ..onnx_graph import OPSET, export_graph, graph_difference
+from .cleaner_check import build_checked, expected_state, model_kwargs, read_cleaner_json
 from .runs import latest_checkpoint, load_training_checkpoint, resolve_run
 
 WEIGHTS_NAME = "cleaner.safetensors"
@@ -34,12 +38,11 @@ def _stem(fp16: bool) -> str:
 ONNX_TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
 
 
-def _model_from(config: dict[str, Any], state: dict[str, torch.Tensor]) -> MAResUNet:
-    keys = ("in_channels", "out_channels", "widths", "blocks", "head_width", "residual", "input_skip")
-    kwargs = {k: (tuple(config[k]) if k in ("widths", "blocks") else config[k]) for k in keys if k in config}
-    model = MAResUNet(**kwargs)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
-    return model.eval()
+def _model_from(config: dict[str, Any], state: dict[str, torch.Tensor], where: str | os.PathLike = "weights"
+                ) -> MAResUNet:
+    """The declared network with ``state`` loaded, after the checks of :mod:`.cleaner_check` (``where``
+    names the file in errors)."""
+    return build_checked(config, state, where)
 
 
 def _from_run(run: str | os.PathLike) -> tuple[MAResUNet, dict[str, Any]]:
@@ -48,14 +51,18 @@ def _from_run(run: str | os.PathLike) -> tuple[MAResUNet, dict[str, Any]]:
     if ckpt is None:
         raise FileNotFoundError(f"{run}: no checkpoint in this run")
     state = load_training_checkpoint(ckpt)
-    val = {k: float(v) for k, v in (state.get("val") or {}).items()}
+    if "model_config" not in state:
+        raise BlendfixError(f"{ckpt}: a training checkpoint without 'model_config'; it was not written by "
+                            f"`blendfix train`")
+    val = state.get("val") if isinstance(state.get("val"), dict) else {}
+    val = {k: float(v) for k, v in val.items() if isinstance(v, int | float)}
     info = {"source_checkpoint": str(ckpt), "step": int(state["step"]), "validation": val,
             "below_identity": bool(val) and val.get("psnr", 0.0) < val.get("psnr_input", float("-inf"))}
     if info["below_identity"]:
         warnings.warn(f"{ckpt}: at its last validation this network scored {val['psnr']:.2f} dB against the target, "
                       f"below its own input ({val['psnr_input']:.2f} dB): it makes photos worse. The export records "
                       f"below_identity=true and `blendfix clean` warns when it is used.", stacklevel=2)
-    return _model_from(state["model_config"], state["model"]), info
+    return _model_from(state["model_config"], state["model"], ckpt), info
 
 
 def resolve_cleaner_file(source: str | os.PathLike) -> Path:
@@ -89,9 +96,10 @@ def safetensors_config(path: Path) -> Path:
 
 
 def export_meta(path: Path) -> dict[str, Any]:
-    """The ``cleaner.json`` of an exported ``.safetensors`` file; warns when it records ``below_identity``."""
+    """The checked ``cleaner.json`` of an exported ``.safetensors`` file; warns when it records ``below_identity``."""
     cfg_path = safetensors_config(path)
-    meta = json.loads(cfg_path.read_text())
+    meta = read_cleaner_json(cfg_path)  # checked before the (possibly large) tensors are read
+    expected_state(model_kwargs(meta["model"], str(cfg_path)), str(cfg_path))  # declared size, on meta
     if meta.get("below_identity"):
         warnings.warn(f"{path}: this cleaner scored below its own input at validation ({cfg_path.name}: "
                       f"below_identity=true); its output may be worse than the fused image.", stacklevel=3)
@@ -111,11 +119,11 @@ def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") 
                          "(or auto on a CPU), or give the .safetensors export instead")
     if path.suffix == ".safetensors":
         meta = export_meta(path)
-        return _model_from(meta["model"], load_file(path)).to(device)
+        return _model_from(meta["model"], load_file(path), path).to(device)
     state = load_file(path)
     if isinstance(state, dict) and "model" in state and "step" in state:
         return _from_run(path)[0].to(device)
-    return _model_from({}, state).to(device)
+    return _model_from({}, state, path).to(device)
 
 
 def export_safetensors(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool = False) -> Path:
@@ -125,6 +133,7 @@ def export_safetensors(run: str | os.PathLike, out_dir: str | os.PathLike, fp16:
     model, info = _from_run(run)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    sweep_partials(out)  # temporary files of a killed earlier export
     dtype = torch.float16 if fp16 else torch.float32
     state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
     path = out / f"{_stem(fp16)}.safetensors"
@@ -160,23 +169,33 @@ def export_onnx(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool =
     model, info = _from_run(run)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    sweep_partials(out)  # temporary graphs of a killed earlier export
     path = out / f"{_stem(fp16)}.onnx"
+    # checked before it takes the final name; hidden, named after this process, removed on any failure
+    fd, part_name = tempfile.mkstemp(prefix=partial_name(path), suffix=f"{path.suffix}{PART_SUFFIX}", dir=out)
+    os.close(fd)
+    part = Path(part_name)
     wrapper = OnnxCleaner(model, torch.float16 if fp16 else torch.float32)
     gen = torch.Generator().manual_seed(0)
     example = (torch.rand(1, 3, check_size, check_size, generator=gen),
                torch.rand(1, 3, check_size, check_size, generator=gen))
     axes = {0: "batch", 2: "size", 3: "size"}
-    graph = export_graph(wrapper, example, ["fused", "original"], ["clean"],
-                         {"fused": axes, "original": axes, "clean": axes},
-                         metadata={"blendfix_interface": "pair", "parameters": count_parameters(model)}, opset=opset)
     # another batch size and side than the traced example, against the float32 PyTorch model
     check = (torch.rand(2, 3, check_size * 2, check_size * 2, generator=gen),
              torch.rand(2, 3, check_size * 2, check_size * 2, generator=gen))
-    diff = graph_difference(graph, OnnxCleaner(_from_run(run)[0]), {"fused": check[0], "original": check[1]})
-    tol = ONNX_TOLERANCE["fp16" if fp16 else "fp32"]
-    if not diff <= tol:
-        raise ValueError(f"{path}: onnxruntime differs from PyTorch by {diff:.3g} (> {tol}); export rejected")
-    atomic_write(path, lambda: graph)  # only a checked graph is written
+    try:
+        graph = export_graph(wrapper, example, ["fused", "original"], ["clean"],
+                             {"fused": axes, "original": axes, "clean": axes},
+                             metadata={"blendfix_interface": "pair", "parameters": count_parameters(model)},
+                             opset=opset)
+        part.write_bytes(graph)
+        diff = graph_difference(graph, OnnxCleaner(_from_run(run)[0]), {"fused": check[0], "original": check[1]})
+        tol = ONNX_TOLERANCE["fp16" if fp16 else "fp32"]
+        if not diff <= tol:
+            raise ValueError(f"{path}: onnxruntime differs from PyTorch by {diff:.3g} (> {tol}); export rejected")
+        os.replace(part, path)  # only a checked graph takes the final name
+    finally:
+        part.unlink(missing_ok=True)
     meta = {"architecture": "maresunet", "model": model.config, "dtype": "fp16" if fp16 else "fp32",
             "onnx_max_abs_diff": diff, "inputs": "fused, original: (B,3,S,S) float32 RGB in [0,1], S multiple of 32",
             "output": "clean: (B,3,S,S) float32 in [0,1]", **info}

@@ -16,17 +16,22 @@ Checkpoints hold plain tensors and containers only and are read back with
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
 import re
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
 
 from ..checkpoints import load_file
+from ..errors import BlendfixError
+from ..io import atomic_write
+from ..locks import LOCK, try_lock
 
 RUN_PREFIX = "run-"
 CKPT_DIR = "checkpoints"
@@ -56,6 +61,34 @@ def new_run_dir(out: str | os.PathLike) -> Path:
             return path
         except FileExistsError:
             n += 1
+
+
+def claim_run_dir(out: str | os.PathLike) -> tuple[Path, IO[str]]:
+    """The folder for a fresh run, locked for this process (:mod:`blendfix.locks`): the newest run when
+    it never reached a checkpoint and no live run holds it (a run killed early; emptied and reused),
+    else a new ``out/run-NNN``. Returns the folder and the lock handle (close it when done)."""
+    runs = numbered_runs(out)
+    if runs and not checkpoints(runs[-1]):
+        lock = try_lock(runs[-1])
+        if lock is not None:
+            for p in runs[-1].iterdir():
+                if p.name != LOCK:
+                    shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+            return runs[-1], lock
+    while True:
+        path = new_run_dir(out)
+        lock = try_lock(path)
+        if lock is not None:
+            return path, lock
+
+
+def lock_run(run_dir: Path) -> IO[str]:
+    """Lock a run folder for training it; refused when another process trains it."""
+    lock = try_lock(run_dir)
+    if lock is None:
+        raise BlendfixError(f"{run_dir}: another blendfix train process is training this run; wait for it to "
+                            f"finish (or stop it), or start a new run without --resume.")
+    return lock
 
 
 def checkpoints(run_dir: str | os.PathLike) -> list[Path]:
@@ -88,18 +121,65 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     return found[-1] if found else None
 
 
+def remove_partial_checkpoints(run_dir: str | os.PathLike) -> None:
+    """Delete ``checkpoints/.step_*.pt.tmp`` files a killed process left half-written."""
+    folder = Path(run_dir) / CKPT_DIR
+    if folder.is_dir():
+        for p in folder.glob(".step_*.pt.tmp"):
+            p.unlink(missing_ok=True)
+
+
 def save_checkpoint(run_dir: str | os.PathLike, step: int, state: dict[str, Any], keep: int = 0) -> Path:
-    """Write ``checkpoints/step_NNNNNNNN.pt`` atomically; keep only the newest ``keep`` (0 = all)."""
+    """Write ``checkpoints/step_NNNNNNNN.pt`` atomically; keep only the newest ``keep`` (0 = all).
+
+    A failed write (e.g. disk full) removes its partial file and raises :class:`BlendfixError`
+    naming the file, the free space and how to resume; earlier checkpoints are kept.
+    """
     folder = Path(run_dir) / CKPT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step_{step:08d}.pt"
     tmp = folder / f".{path.name}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except Exception as e:  # torch reports a full disk as a RuntimeError from its stream writer
+        tmp.unlink(missing_ok=True)
+        free = shutil.disk_usage(folder).free
+        full = isinstance(e, OSError) and e.errno == errno.ENOSPC or free < (64 << 20)
+        last = latest_checkpoint(run_dir)
+        resume = f"rerun the same command with --resume auto to continue from {last.name}" if last else \
+            "rerun the command"
+        raise BlendfixError(f"{path}: could not write the checkpoint ({type(e).__name__}: {str(e).strip()[:200]})"
+                            f"{'; the disk is full' if full else ''} ({free / 2**20:.0f} MB free there); nothing "
+                            f"partial was left: free space, then {resume}.") from e
     if keep > 0:
         for old in checkpoints(run_dir)[:-keep]:
             old.unlink()
     return path
+
+
+def truncate_log(run_dir: str | os.PathLike, step: int) -> None:
+    """On resume at ``step``: drop ``metrics.jsonl`` lines and validation images of later steps, which a
+    killed process logged after its last checkpoint and the resumed run logs again."""
+    run_dir = Path(run_dir)
+    path = run_dir / "metrics.jsonl"
+    if path.is_file():
+        keep = []
+        for line in path.read_text().splitlines():
+            try:
+                ok = int(json.loads(line)["step"]) <= step
+            except (ValueError, KeyError, TypeError):
+                ok = False  # a line cut short by the kill
+            if ok:
+                keep.append(line + "\n")
+        atomic_write(path, "".join(keep).encode)
+    for png in (run_dir / "val").glob("step_*.png"):
+        m = re.match(r"^step_(\d+)\.png$", png.name)
+        if m and int(m.group(1)) > step:
+            png.unlink()
 
 
 def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

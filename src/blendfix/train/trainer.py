@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -34,7 +36,14 @@ from ..nets.maresunet import count_parameters
 from .builders import DiscFactory, build_model, build_perceptual, default_discriminator
 from .config import TrainConfig, check, effective_weights
 from .losses import GANLoss, GeneratorLoss
-from .runs import load_training_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .runs import (
+    load_training_checkpoint,
+    remove_partial_checkpoints,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    truncate_log,
+)
 from .validate import Logger, validate
 
 
@@ -50,6 +59,8 @@ class Trainer:
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed + self.rank)
+        random.seed(cfg.seed + self.rank)  # Python and numpy RNGs too: checkpoints save all three states
+        np.random.seed(cfg.seed + self.rank)
         if cfg.amp == "on" and self.device.type != "cuda":
             raise ValueError(f"amp: on needs a CUDA device (this run uses {self.device}); use amp: auto or off")
         self.amp = cfg.amp == "on" or (cfg.amp == "auto" and self.device.type == "cuda")
@@ -62,7 +73,12 @@ class Trainer:
         self.last_val: dict[str, float] = {}
         if resume is not None:
             self._load(load_training_checkpoint(resume))
-        self.logger = Logger(self.run_dir) if self.rank == 0 else None
+        if self.rank == 0:
+            remove_partial_checkpoints(self.run_dir)
+            if resume is not None:  # what a killed run logged after its last checkpoint is logged again
+                truncate_log(self.run_dir, self.step)
+        self.logger = Logger(self.run_dir, purge_step=self.step + 1 if resume is not None else None) \
+            if self.rank == 0 else None
 
     # ----------------------------------------------------------------- set-up
     def _build_data(self, data_dir: str | os.PathLike) -> None:

@@ -73,14 +73,16 @@ def validate(model: MAResUNet, dataset: BlendDataset, device: torch.device, max_
 class Logger:
     """Appends JSON lines to ``metrics.jsonl``, mirrors scalars and image grids to TensorBoard."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, purge_step: int | None = None) -> None:
+        """``purge_step``: on resume, TensorBoard hides events of this step and later that an earlier
+        (killed) process wrote, so no step appears twice."""
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / "metrics.jsonl"
         self.tb = None
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(self.run_dir / "tb"))
+            self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge_step)
         except ImportError:
             warnings.warn("tensorboard is not installed (extra 'train'): logging to metrics.jsonl only",
                           stacklevel=2)
