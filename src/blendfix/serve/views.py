@@ -63,17 +63,22 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
 def boundary_zoom(original: np.ndarray, fused: np.ndarray, mask: np.ndarray,
                   outputs: dict[str, np.ndarray]) -> np.ndarray:
     """Crops of one window on the edit boundary — I, F, then each output — enlarged with nearest-neighbour
-    (pixels stay visible), named underneath, two per row: ``uint8 (rows * (ZOOM_TILE + LABEL_HEIGHT),
-    2 * ZOOM_TILE, 3)``."""
+    (pixels stay visible), named underneath, :func:`zoom_columns` per row: ``uint8 (rows * (ZOOM_TILE +
+    LABEL_HEIGHT), columns * ZOOM_TILE, 3)``."""
     top, left, side = _zoom_window(original, fused, mask)
     tiles = []
     for name, img in {"original I": original, "pasted F": fused, **outputs}.items():
         crop = np.asarray(img, np.float32)[top:top + side, left:left + side]
         big = cv2.resize(crop, (ZOOM_TILE, ZOOM_TILE), interpolation=cv2.INTER_NEAREST)
         tiles.append(_label(np.clip(np.rint(big * 255), 0, 255).astype(np.uint8), name))
-    if len(tiles) % 2:
-        tiles.append(np.full_like(tiles[0], 255))
-    return np.vstack([np.hstack(tiles[i:i + 2]) for i in range(0, len(tiles), 2)])
+    cols = zoom_columns(len(tiles))
+    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % cols)
+    return np.vstack([np.hstack(tiles[i:i + cols]) for i in range(0, len(tiles), cols)])
+
+
+def zoom_columns(n_tiles: int) -> int:
+    """Tiles per row of the boundary zoom: 2 up to four tiles, else 3 (keeps the figure roughly square)."""
+    return 2 if n_tiles <= 4 else 3
 
 
 def _fmt(x: float) -> str:
