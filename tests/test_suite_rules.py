@@ -129,6 +129,10 @@ def test_weights_command_lists_every_checkpoint_present_or_missing_with_its_sour
     assert len(body) == 2 * len(entries)
     for (n, e), first, second in zip(entries, body[::2], body[1::2], strict=True):
         words = first.split()
-        assert words[0] == n and words[-1] == e.filename
-        assert words[1] == ("present" if n == name else "missing")
+        if e.bundled:  # shipped inside the package: present wherever blendfix is installed, path shown
+            assert words[0] == n and words[1] == "present" and words[-1] == "(bundled)"
+            assert words[-2] == str(registry.bundled_dir() / e.filename)
+        else:
+            assert words[0] == n and words[-1] == e.filename
+            assert words[1] == ("present" if n == name else "missing")
         assert e.url in second and e.licence in second

@@ -1,10 +1,10 @@
 """`blendfix synth` end to end on real shared faces at small sizes: the items, resume, determinism."""
-
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from conftest import need
@@ -135,7 +135,23 @@ def test_gan_editor_batched_in_process_gives_the_same_items_as_one_by_one(photos
     one = run_synth(cfg, tmp_path / "one", options={"editor": editor}, progress=False)
     many = run_synth(cfg, tmp_path / "many", options={"editor": editor}, batch_size=3, progress=False)
     assert one.made == many.made > 0 and not one.errors and not many.errors
-    assert tree(tmp_path / "one") == tree(tmp_path / "many")
+    # batched GAN kernels round differently from one-image ones (see docs/synth.md): the same files,
+    # images within one 8-bit level, records equal up to the rounding of their mask means
+    one_tree, many_tree = tree(tmp_path / "one"), tree(tmp_path / "many")
+    assert sorted(one_tree) == sorted(many_tree)
+    for name, data in one_tree.items():
+        if name.endswith(".png"):
+            a = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED).astype(int)
+            b = cv2.imdecode(np.frombuffer(many_tree[name], np.uint8), cv2.IMREAD_UNCHANGED).astype(int)
+            assert np.abs(a - b).max() <= 1, name
+        elif name.endswith((".jsonl", ".json")):
+            for x, y in zip(data.decode().splitlines(), many_tree[name].decode().splitlines(), strict=True):
+                rx, ry = json.loads(x), json.loads(y)
+                for k in ("mask_mean", "face_mask_mean"):
+                    assert rx.pop(k, 0) == pytest.approx(ry.pop(k, 0), abs=1e-3), name
+                assert rx == ry, name
+        else:
+            assert data == many_tree[name], name
     rec = manifest.read(tmp_path / "many" / layout.MANIFEST)[0]
     assert rec["editor"] == "gan" and rec["editor_info"]["alpha"] == 2.0 and rec["editor_info"]["seed"] == rec["seed"]
 
