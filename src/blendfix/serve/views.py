@@ -11,7 +11,7 @@ import math
 import cv2
 import numpy as np
 
-from ..metrics.seam import band_radius, edit_kept, edit_region, gradient_energy, seam_band, seam_score
+from ..metrics.seam import band_radius, edit_kept, edit_region, seam_band, seam_score, strongest_step_box
 
 #: a pixel counts as edited when some channel of F differs from I by more than this ([0, 1] units):
 #: above JPEG re-encoding noise, below any visible paste
@@ -34,20 +34,14 @@ def estimate_edit_mask(original: np.ndarray, fused: np.ndarray) -> np.ndarray:
 
 
 def _zoom_window(original: np.ndarray, fused: np.ndarray, mask: np.ndarray) -> tuple[int, int, int]:
-    """(top, left, side) of a square window on the boundary where F's edges most exceed I's."""
+    """(top, left, side) of a square window where F's change steps most along the edit boundary
+    (:func:`blendfix.metrics.seam.strongest_step_box`); the centre when the region has no boundary."""
     h, w = original.shape[:2]
-    side = max(32, min(h, w) // 4)
-    band = seam_band(edit_region(mask), band_radius(h, w))
-    if band.any():
-        excess = np.clip(gradient_energy(fused) - gradient_energy(original), 0, None).astype(np.float32)
-        local = cv2.boxFilter(excess, -1, (max(3, side // 4),) * 2)
-        local[~band] = -1.0
-        cy, cx = np.unravel_index(int(np.argmax(local)), local.shape)
-    else:
-        cy, cx = h // 2, w // 2
-    top = int(np.clip(cy - side // 2, 0, h - side))
-    left = int(np.clip(cx - side // 2, 0, w - side))
-    return top, left, side
+    side = min(max(32, min(h, w) // 4), h, w)
+    if seam_band(edit_region(mask), band_radius(h, w)).any():
+        top, left = strongest_step_box(fused, original, mask, side)
+        return top, left, side
+    return (h - side) // 2, (w - side) // 2, side
 
 
 #: height of the name strip under each zoomed tile, pixels
