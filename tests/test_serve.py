@@ -23,6 +23,9 @@ from blendfix.registry import available
 from blendfix.serve.pipeline import EXAMPLE, Models, UploadError, Workspace, clean_pair, try_edit, user_message
 from blendfix.serve.views import LABEL_HEIGHT, ZOOM_TILE
 
+needs_mesh = pytest.mark.requires_module(
+    "mediapipe", "face crops and the Poisson face mask need mediapipe==0.10.14 (pip install --no-deps)")
+needs_gradio = pytest.mark.requires_module("gradio", "the page needs the `serve` extra: pip install 'blendfix[serve]'")
 #: the network is offered whenever the default cleaner (shipped inside the package) is present
 NETWORK = {"network"} if available(DEFAULT_WEIGHTS) else set()
 
@@ -61,6 +64,7 @@ def bad(data_dir) -> Path:
     return need(data_dir / "bad_inputs", "shared bad_inputs")
 
 
+@needs_mesh
 def test_clean_pair_equals_blendfix_clean_cli_for_every_method(models, ws, face, tmp_path):
     orig, pasted, _ = pasted_pair(face, tmp_path)
     res = clean_pair(models, ws.new(), orig, pasted)
@@ -86,6 +90,7 @@ def test_clean_pair_equals_blendfix_clean_cli_for_every_method(models, ws, face,
     assert 0.05 < changed.mean() < 0.95  # the window straddles the edit boundary
 
 
+@needs_mesh
 def test_clean_pair_with_edited_and_mask_fuses_first_like_the_cli(models, ws, face, tmp_path):
     orig, pasted, box = pasted_pair(face, tmp_path)
     mask = write_mask(tmp_path / "mask.png", box)
@@ -95,6 +100,7 @@ def test_clean_pair_with_edited_and_mask_fuses_first_like_the_cli(models, ws, fa
     assert "uploaded mask" in res.scores
 
 
+@needs_mesh
 def test_try_edit_example_gives_i_t_m_f_and_poisson(models, ws):
     res = try_edit(models, ws.new(), None, True, "smile", 1.0)
     imgs = {k: read_image(p) for k, p in res.images.items()}
@@ -144,6 +150,7 @@ def test_hundred_megapixel_upload_is_refused_before_decoding(models, ws, face, t
     assert "huge.png" in user_message(e.value, {"original": huge})
 
 
+@needs_mesh
 def test_no_face_hides_poisson_in_clean_and_refuses_try_edit(models, ws, bad):
     nf = bad / "no_face.png"
     res = clean_pair(models, ws.new(), nf, nf)
@@ -175,8 +182,8 @@ def test_serve_is_a_verb_and_refuses_a_bad_port(capsys):
     assert EXAMPLE.startswith("astronaut")
 
 
+@needs_gradio
 def test_page_actions_turn_errors_into_one_message_never_a_traceback(tmp_path):
-    pytest.importorskip("gradio", reason="the `serve` extra (gradio) is not installed")
     from blendfix.serve.app import _guard
 
     upload = tmp_path / "gradio" / "abc123" / "my photo.png"
@@ -195,6 +202,7 @@ def test_page_actions_turn_errors_into_one_message_never_a_traceback(tmp_path):
     assert out[0].startswith("**Internal error:** KeyError") and "Traceback" not in out[0] and out[1] is None
 
 
+@needs_mesh
 def test_network_is_offered_with_weights_and_matches_blendfix_clean(face, tmp_path):
     """A tiny random MAResU-Net exported like `blendfix export` does: the page shows and downloads its result."""
     import json
@@ -221,9 +229,9 @@ def test_network_is_offered_with_weights_and_matches_blendfix_clean(face, tmp_pa
     assert res.download.name == "original_blendfix_network.png" and np.array_equal(read_image(res.download), cli)
 
 
+@needs_gradio
 def test_both_page_actions_share_one_queue_slot(tmp_path):
     """Two visitors never run the models at once: every action is in concurrency group `models`, limit 1."""
-    pytest.importorskip("gradio", reason="the `serve` extra (gradio) is not installed")
     from blendfix.serve.app import build_app
 
     demo = build_app(Models(device="cpu"), Workspace(tmp_path / "r"))
@@ -240,8 +248,8 @@ def test_without_gradio_serve_says_which_extra_to_install(monkeypatch, capsys):
     assert "pip install 'blendfix[serve]'" in capsys.readouterr().err
 
 
+@needs_gradio
 def test_a_port_in_use_is_one_clear_error_and_leaves_no_temp_folder(tmp_path):
-    pytest.importorskip("gradio", reason="the `serve` extra (gradio) is not installed")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()

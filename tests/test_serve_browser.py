@@ -40,9 +40,10 @@ def _missing() -> str | None:
     for path, what in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromedriver")):
         if not (Path(path).is_file() or shutil.which(path)):
             return f"{what} not found at {path} (apt-get install chromium chromium-driver)"
-    for mod, extra in (("selenium", "dev"), ("gradio", "serve")):
+    for mod, how in (("selenium", "pip install 'blendfix[dev]'"), ("gradio", "pip install 'blendfix[serve]'"),
+                     ("mediapipe", "pip install --no-deps mediapipe==0.10.14")):
         if importlib.util.find_spec(mod) is None:
-            return f"{mod} is not installed (pip install 'blendfix[{extra}]')"
+            return f"{mod} is not installed ({how})"
     return None
 
 
