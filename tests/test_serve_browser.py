@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT, need
-from test_serve import pasted_pair
+from test_serve import NETWORK, pasted_pair
 
 from blendfix.cli import main
 
@@ -40,9 +40,10 @@ def _missing() -> str | None:
     for path, what in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromedriver")):
         if not (Path(path).is_file() or shutil.which(path)):
             return f"{what} not found at {path} (apt-get install chromium chromium-driver)"
-    for mod, extra in (("selenium", "dev"), ("gradio", "serve")):
+    for mod, how in (("selenium", "pip install 'blendfix[dev]'"), ("gradio", "pip install 'blendfix[serve]'"),
+                     ("mediapipe", "pip install --no-deps mediapipe==0.10.14")):
         if importlib.util.find_spec(mod) is None:
-            return f"{mod} is not installed (pip install 'blendfix[{extra}]')"
+            return f"{mod} is not installed ({how})"
     return None
 
 
@@ -173,11 +174,12 @@ def test_clean_my_pair_shows_what_blendfix_clean_gives(server, browser, face, tm
     _upload(browser, "clean-original", orig)
     _upload(browser, "clean-edited", pasted)
     _click(browser, "clean-button")
-    src = _loaded_image(browser, "result-poisson")
-    shown = _fetch(src)
-    assert main(["clean", "-i", str(orig), "--fused", str(pasted), "-o", str(tmp_path / "cli"),
-                 "--method", "poisson", "--device", "cpu"]) == 0
-    assert np.array_equal(shown, _fetch_file(tmp_path / "cli" / "original.png"))
+    shown = {}
+    for method in ("network", "poisson") if NETWORK else ("poisson",):
+        shown[method] = _fetch(_loaded_image(browser, f"result-{method}"))
+        assert main(["clean", "-i", str(orig), "--fused", str(pasted), "-o", str(tmp_path / method),
+                     "--method", method, "--device", "cpu"]) == 0
+        assert np.array_equal(shown[method], _fetch_file(tmp_path / method / "original.png")), method
     assert np.array_equal(_fetch(_loaded_image(browser, "result-fused")), _fetch_file(pasted))
     _loaded_image(browser, "clean-zoom")
     assert "poisson" in _message(browser, "clean-scores", "seam score")
@@ -185,9 +187,10 @@ def test_clean_my_pair_shows_what_blendfix_clean_gives(server, browser, face, tm
     downloads = tmp_path / "downloads"
     browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     _click(browser, "clean-download")
-    got = downloads / "original_blendfix_poisson.png"
+    main_method = "network" if NETWORK else "poisson"
+    got = downloads / f"original_blendfix_{main_method}.png"
     _wait(browser, lambda d: got.is_file(), f"the download {got.name}")
-    assert np.array_equal(_fetch_file(got), shown)
+    assert np.array_equal(_fetch_file(got), shown[main_method])
     shot = os.environ.get("BLENDFIX_SERVE_SCREENSHOT")
     browser.save_screenshot(str(ROOT / shot) if shot else str(tmp_path / "serve.png"))
     # offline: every request the page made went to the server itself (no CDN, fonts or analytics)
