@@ -101,7 +101,8 @@ class Cleaner:
             from .runtime import build_network
 
             self.net, self.runtime_name = build_network(cfg.weights or DEFAULT_WEIGHTS, network, self.device,
-                                                        self.dtype, cfg.runtime, cfg.threads)
+                                                        self.dtype, cfg.runtime, cfg.threads,
+                                                        load_torch=lambda w, d: load_network(w, d))
         elif self.net is not None:
             self.net = self.net.to(self.device).eval()
         self.seconds = 0.0

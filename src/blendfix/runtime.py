@@ -23,6 +23,7 @@ import hashlib
 import importlib.util
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -189,12 +190,14 @@ def _quietly(fn: Any, *args: Any) -> Any:
 
 
 def build_network(weights: str, network: torch.nn.Module | None, device: torch.device, dtype: torch.dtype,
-                  runtime: str = "auto", threads: int | None = None) -> tuple[Any, str]:
+                  runtime: str = "auto", threads: int | None = None,
+                  load_torch: Callable[[str, torch.device], torch.nn.Module] | None = None) -> tuple[Any, str]:
     """The cleaner's network and the runtime it runs in (``"torch"`` or ``"onnxruntime"``).
 
     ``network`` (a module) takes precedence over ``weights`` (registered name, run folder, export
     folder, checkpoint, ``.safetensors`` or ``.onnx`` file). ``threads`` (default: all cores) sets
-    onnxruntime's threads, and PyTorch's when given.
+    onnxruntime's threads, and PyTorch's when given. ``load_torch(weights, device)`` loads the
+    PyTorch network (default: :func:`blendfix.cleaning.load_network`'s rules, sha256 checked).
     """
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
@@ -209,6 +212,14 @@ def build_network(weights: str, network: torch.nn.Module | None, device: torch.d
     from .registry import CHECKPOINTS, checkpoint_path
     from .train.export import export_meta, load_cleaner, resolve_cleaner_file
 
+    def torch_network() -> tuple[Any, str]:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        net = load_torch(weights, device) if load_torch is not None else load_cleaner(source, device)
+        return net.to(device).eval(), "torch"
+
+    if runtime == "torch" and load_torch is not None:
+        return torch_network()
     path = Path(weights).expanduser()
     if path.exists():
         source = resolve_cleaner_file(path)
@@ -227,6 +238,4 @@ def build_network(weights: str, network: torch.nn.Module | None, device: torch.d
             export_meta(source)  # its below_identity warning, which a cached graph would skip
         graph = cached_graph(source, lambda: _quietly(load_cleaner, source, "cpu"))
         return OrtNetwork(graph, threads, name=str(source)), chosen
-    if threads is not None:
-        torch.set_num_threads(threads)
-    return load_cleaner(source, device).eval(), chosen
+    return torch_network()
