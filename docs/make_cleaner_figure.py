@@ -20,19 +20,9 @@ import numpy as np
 
 from blendfix.data import layout
 from blendfix.io import read_image, read_mask
-from blendfix.metrics.seam import band_radius, edit_region, gradient_energy, low_pass, seam_band
+from blendfix.metrics.seam import strongest_step_box
 
 COLUMNS = ("original", "fused", "poisson", "blend", "blendfix", "truth")
-
-
-def _zoom_box(fused: np.ndarray, original: np.ndarray, mask: np.ndarray, side: int) -> tuple[int, int]:
-    """Top-left corner of the ``side``-square around the strongest step of F's change on the seam band."""
-    r = band_radius(*mask.shape)
-    band = seam_band(edit_region(mask), r)
-    energy = gradient_energy(low_pass(fused - original, r / 3.0)) * band
-    y, x = np.unravel_index(int(np.argmax(energy)), energy.shape)
-    h, w = mask.shape
-    return int(np.clip(y - side // 2, 0, h - side)), int(np.clip(x - side // 2, 0, w - side))
 
 
 def _label(tile: np.ndarray, text: str) -> np.ndarray:
@@ -46,7 +36,7 @@ def row(item: Path, images: dict[str, np.ndarray], kind: str) -> np.ndarray:
     mask = read_mask(item / layout.MASK)
     h, w = mask.shape
     side = h // 3
-    y0, x0 = _zoom_box(images["fused"], images["original"], mask, side)
+    y0, x0 = strongest_step_box(images["fused"], images["original"], mask, side)
     tops, zooms = [], []
     for name in COLUMNS:
         img = images[name]

@@ -94,7 +94,8 @@ def test_one_failing_pair_never_stops_a_folder_run(tmp_path, monkeypatch, capsys
         for stem, (h, w) in sizes.items():
             write_image(tmp_path / d / f"{stem}.png", rng.random((h, w, 3), dtype=np.float32))
     code = main(["clean", "-i", str(tmp_path / "orig"), "--fused", str(tmp_path / "fused"), "-o",
-                 str(tmp_path / "out"), "--method", "network", "--weights", "any", "--device", "cpu"])
+                 str(tmp_path / "out"), "--method", "network", "--weights", "any", "--device", "cpu",
+                 "--runtime", "torch"])
     assert code == 1
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["a.png", "c.png", "d.png"]
     err = capsys.readouterr().err
@@ -238,7 +239,7 @@ def test_a_second_clean_run_into_the_same_folder_is_refused(tmp_path, monkeypatc
               "--device", "cpu"]
     codes = {}
     first = threading.Thread(target=lambda: codes.setdefault("network", main([*common, "--method", "network",
-                                                                              "--weights", "w"])))
+                                                                              "--weights", "w", "--runtime", "torch"])))
     first.start()
     try:
         assert gate.inside.wait(60)  # the first run is writing the folder now

@@ -19,6 +19,7 @@ def test_demo_runs_end_to_end_and_the_teacher_beats_the_raw_fusion(tmp_path, cap
             assert (out / sub / f"{attr}.png").is_file()
         assert (out / "edits" / f"{attr}_mask.png").is_file()
     assert (out / "report" / "comparison.png").stat().st_size > 10_000
+    assert (out / "report" / "demo.png").stat().st_size > 10_000  # I, T, M, every method, boundary zooms
     report = json.loads((out / "report" / "report.json").read_text())
     overall = report["tables"]["overall"]
     # outside the face mask the Poisson teacher restores the original exactly, so it is closer to I than F is

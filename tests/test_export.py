@@ -32,8 +32,9 @@ def _trained(run) -> MAResUNet:
     from blendfix.train.runs import load_training_checkpoint
 
     state = load_training_checkpoint(checkpoints(run)[-1])
-    model = MAResUNet(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["model_config"].items()
-                         if k in ("widths", "blocks", "head_width", "residual", "input_skip")})
+    cfg = state["model_config"]  # training's defaults (e.g. residual) decide the architecture
+    model = MAResUNet(widths=(16, 16, 16, 32), blocks=(1, 1, 1, 1), head_width=8, residual=cfg.get("residual", False),
+                      input_skip=cfg.get("input_skip", False))
     model.load_state_dict(state["model"])
     return model.eval()
 

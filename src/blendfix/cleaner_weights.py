@@ -55,6 +55,47 @@ def from_run(run: str | os.PathLike) -> tuple[MAResUNet, dict[str, Any]]:
     return model_from(state["model_config"], state["model"], ckpt), info
 
 
+def resolve_cleaner_file(source: str | os.PathLike) -> Path:
+    """The one file that defines the cleaner ``source`` names (see :func:`load_cleaner`).
+
+    An export folder gives its ``cleaner.safetensors`` (else ``cleaner_fp16.safetensors``, else
+    ``cleaner.onnx``); a run folder or a folder of numbered runs gives the newest checkpoint; a file
+    is itself. Raises ``FileNotFoundError`` naming ``source`` when there is none.
+    """
+    path = Path(source)
+    if path.is_dir():
+        for name in (WEIGHTS_NAME, f"{file_stem(True)}.safetensors", "cleaner.onnx"):
+            if (path / name).is_file():
+                return path / name
+        ckpt = latest_checkpoint(resolve_run(path))
+        if ckpt is None:
+            raise FileNotFoundError(f"{source}: no checkpoint in this run")
+        return ckpt
+    if not path.is_file():
+        raise FileNotFoundError(f"{source}: no such cleaner weights, run folder or checkpoint")
+    return path
+
+
+def safetensors_config(path: Path) -> Path:
+    """The model config (``cleaner.json``) that belongs to an exported ``.safetensors`` file."""
+    cfg_path = path.with_suffix(".json") if path.with_suffix(".json").is_file() else path.with_name(CONFIG_NAME)
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{path}: its model config {path.with_suffix('.json').name} is missing beside it "
+                                f"(written by `blendfix export`)")
+    return cfg_path
+
+
+def export_meta(path: Path) -> dict[str, Any]:
+    """The checked ``cleaner.json`` of an exported ``.safetensors`` file; warns when it records ``below_identity``."""
+    cfg_path = safetensors_config(path)
+    meta = read_cleaner_json(cfg_path)  # checked before the (possibly large) tensors are read
+    expected_state(model_kwargs(meta["model"], str(cfg_path)), str(cfg_path))  # declared size, on meta
+    if meta.get("below_identity"):
+        warnings.warn(f"{path}: this cleaner scored below its own input at validation ({cfg_path.name}: "
+                      f"below_identity=true); its output may be worse than the fused image.", stacklevel=3)
+    return meta
+
+
 def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") -> MAResUNet:
     """A trained MAResU-Net in eval mode on ``device`` (float32); call ``.clean(original, fused)``.
 
@@ -62,26 +103,13 @@ def load_cleaner(source: str | os.PathLike, device: str | torch.device = "cpu") 
     training run folder, a folder of numbered runs (newest) or a training checkpoint file; or the
     released raw state_dict (e.g. ``iter_200000``, default architecture).
     """
-    path = Path(source)
-    for name in (WEIGHTS_NAME, f"{file_stem(True)}.safetensors"):
-        if path.is_dir() and (path / name).is_file():
-            path = path / name
-            break
+    path = resolve_cleaner_file(source)
+    if path.suffix == ".onnx":
+        raise ValueError(f"{path}: an ONNX graph runs in onnxruntime, not PyTorch; use --runtime onnxruntime "
+                         "(or auto on a CPU), or give the .safetensors export instead")
     if path.suffix == ".safetensors":
-        cfg_path = path.with_suffix(".json") if path.with_suffix(".json").is_file() else path.with_name(CONFIG_NAME)
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"{path}: its model config {path.with_suffix('.json').name} is missing beside it "
-                                    f"(written by `blendfix export`)")
-        meta = read_cleaner_json(cfg_path)  # checked before the (possibly large) tensors are read
-        expected_state(model_kwargs(meta["model"], str(cfg_path)), str(cfg_path))  # declared size, on meta
-        if meta.get("below_identity"):
-            warnings.warn(f"{path}: this cleaner scored below its own input at validation ({cfg_path.name}: "
-                          f"below_identity=true); its output may be worse than the fused image.", stacklevel=2)
+        meta = export_meta(path)
         return model_from(meta["model"], load_file(path), path).to(device)
-    if path.is_dir():
-        return from_run(path)[0].to(device)
-    if not path.is_file():
-        raise FileNotFoundError(f"{source}: no such cleaner weights, run folder or checkpoint")
     state = load_file(path)
     if isinstance(state, dict) and "model" in state and "step" in state:
         return from_run(path)[0].to(device)

@@ -52,6 +52,8 @@ class CleanConfig:
     overlap: int = 128
     attribute: str | None = None  # face-mask rule for `poisson` (default: the plain face region)
     backend: str = "torch"  # Poisson backend
+    runtime: str = "auto"  # network runtime: auto = onnxruntime on a CPU (fp32), torch elsewhere
+    threads: int | None = None  # onnxruntime threads (default: all cores); PyTorch's too when given
     largest_face: bool = False  # poisson: the largest face only (default: every face found)
 
 
@@ -77,7 +79,7 @@ def prepare_fused(original: np.ndarray, fused: np.ndarray | None = None, edited:
 
 
 def load_network(weights: str, device: torch.device) -> torch.nn.Module:
-    """A trained cleaner from a registered name, an exported file, a run folder or a checkpoint."""
+    """A trained cleaner (PyTorch) from a registered name, an exported file, a run folder or a checkpoint."""
     from .checkpoints import verify_sha256
     from .cleaner_weights import load_cleaner
     from .registry import CHECKPOINTS, checkpoint_path
@@ -101,9 +103,14 @@ class Cleaner:
         self.dtype = resolve_precision(cfg.precision, self.device)
         self.net = network
         self.method = self._choose_method()
-        if self.method == "network" and self.net is None:
-            self.net = load_network(cfg.weights or DEFAULT_WEIGHTS, self.device)
-        if self.net is not None:
+        self.runtime_name = "none"
+        if self.method == "network":
+            from .runtime import build_network
+
+            self.net, self.runtime_name = build_network(cfg.weights or DEFAULT_WEIGHTS, network, self.device,
+                                                        self.dtype, cfg.runtime, cfg.threads,
+                                                        load_torch=lambda w, d: load_network(w, d))
+        elif self.net is not None:
             self.net = self.net.to(self.device).eval()
         self.seconds = 0.0
         self.count = 0
@@ -124,7 +131,11 @@ class Cleaner:
 
     @property
     def parameters(self) -> int:
-        return sum(p.numel() for p in self.net.parameters()) if self.net is not None else 0
+        if self.net is None:
+            return 0
+        if hasattr(self.net, "num_parameters"):  # an onnxruntime session
+            return int(self.net.num_parameters)
+        return sum(p.numel() for p in self.net.parameters())
 
     def __call__(self, originals: list[np.ndarray], fuseds: list[np.ndarray],
                  sources: Sequence[tuple[str | os.PathLike, str | os.PathLike]] | None = None,
@@ -207,7 +218,7 @@ class Cleaner:
         """Facts for reports: method, seconds per image, parameter count, device, precision."""
         return {"method": self.method, "seconds_per_image": self.seconds / max(self.count, 1),
                 "images": self.count, "parameters": self.parameters, "device": str(self.device),
-                "precision": str(self.dtype).replace("torch.", "")}
+                "precision": str(self.dtype).replace("torch.", ""), "runtime": self.runtime_name}
 
 
 def clean(original: np.ndarray, fused: np.ndarray | None = None, *, edited: np.ndarray | None = None,

@@ -102,4 +102,28 @@ def run_demo(out_dir: str | Path, photo: str | Path | None = None, size: int = 5
                                attributes_from=out / "manifest.jsonl", fid=False, device=device,
                                figure_examples=len(ATTRIBUTES), progress=False)
     report["demo_notes"] = [skipped] if skipped else []
+    write_demo_figure(out, methods)
     return report
+
+
+def write_demo_figure(out: Path, methods: list[str], tile: int = 256) -> Path:
+    """``report/demo.png``: per attribute, I, T, M, F and every method's output at ``tile`` px, then a row
+    of 3x zooms on the edit boundary where F's change steps most (where a seam would show)."""
+    from .io import read_mask
+    from .metrics.report import write_figure
+    from .metrics.seam import strongest_step_box
+
+    columns = ["original", "edited T", "mask M", *methods]
+    rows = []
+    for attr in ATTRIBUTES:
+        original = read_image(out / "originals" / f"{attr}.png")
+        mask = read_mask(out / "edits" / f"{attr}_mask.png")
+        images = [original, read_image(out / "edits" / f"{attr}_edited.png"), np.repeat(mask[..., None], 3, 2),
+                  *(read_image(out / m / f"{attr}.png") for m in methods)]
+        side = max(16, original.shape[0] // 3)
+        y, x = strongest_step_box(read_image(out / "fused" / f"{attr}.png"), original, mask, side)
+        framed = [cv2.rectangle(np.ascontiguousarray(im.copy()), (x, y), (x + side - 1, y + side - 1),
+                                (1.0, 0.85, 0.0), 2) for im in images]
+        rows.append((attr, framed))
+        rows.append((f"{attr}\n3x zoom", [im[y:y + side, x:x + side] for im in images]))
+    return write_figure(out / "report" / "demo.png", columns, rows, tile_height=tile)

@@ -11,7 +11,6 @@ at a time (``.lock``, :mod:`blendfix.locks`); a second is refused.
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -23,9 +22,11 @@ from ..cleaning import METHODS, CleanConfig, Cleaner, prepare_fused
 from ..data.destination import Destination
 from ..data.imageset import Item, cleaned_role, collect, is_image_set, read_attributes
 from ..errors import BlendfixError
+from ..folder_run import run_pipelined
 from ..io import atomic_write, read_image, read_mask, write_image
 from ..locks import folder_lock
 from ..metrics.evaluate import RUNTIME_DIR, RUNTIME_FILE
+from ..runtime import RUNTIMES
 from .common import (
     attribute_option,
     checked_attribute,
@@ -35,13 +36,10 @@ from .common import (
     option,
     output_option,
     prepare_output,
-    progress,
+    progress_bar,
     refuse_overwriting_inputs,
     report_failures,
 )
-
-USER_ERRORS = (BlendfixError, ValueError, FileNotFoundError)
-Loaded = tuple[Item, np.ndarray, np.ndarray]
 
 
 def _other(item: Item) -> Path:
@@ -84,55 +82,6 @@ def _recorded(fn: Callable, name: str):
     return out
 
 
-def clean_items(cleaner: Cleaner, items: list[Item], write: Callable[[Item, np.ndarray], None],
-                attributes: dict[str, str | None], batch_size: int) -> list[tuple[str, str]]:
-    """Clean ``items`` in batches; a failing batch is retried pair by pair so a bad pair skips only itself."""
-    failures: list[tuple[str, str]] = []
-    batch: list[Loaded] = []
-
-    def run(group: list[Loaded]) -> None:
-        outs = _recorded(lambda: cleaner([b[1] for b in group], [b[2] for b in group],
-                                         [(b[0]["original"], _other(b[0])) for b in group],
-                                         [attributes.get(b[0].id) for b in group]),
-                         group[0][0].name if len(group) == 1 else "clean")
-        for (item, _, _), img in zip(group, outs, strict=True):
-            write(item, img)
-
-    def run_one(one: Loaded) -> None:
-        try:
-            run([one])
-        except USER_ERRORS as e:
-            failures.append((one[0].name, str(e)))
-        except Exception as e:  # noqa: BLE001 - e.g. out of memory: this pair fails, the others go on
-            if os.environ.get("BLENDFIX_DEBUG"):
-                raise
-            failures.append((one[0].name, _unexpected(e)))
-
-    def flush() -> None:
-        if len(batch) == 1:
-            run_one(batch[0])
-        else:
-            try:
-                run(batch)
-            except Exception:  # noqa: BLE001 - retried pair by pair, each failure listed on its own
-                for one in batch:
-                    run_one(one)
-        batch.clear()
-
-    for item in progress(items, f"clean ({cleaner.method})", total=len(items)):
-        try:
-            orig, fz = _recorded(lambda item=item: _load(item), item.name)
-        except USER_ERRORS as e:
-            failures.append((item.name, str(e)))
-            continue
-        batch.append((item, orig, fz))
-        if len(batch) >= batch_size:
-            flush()
-    if batch:
-        flush()
-    return failures
-
-
 @click.command("clean")
 @input_option("An image set, or original photo(s): a file or a folder.", aliases=("--original",))
 @option("--fused", type=click.Path(exists=True, path_type=Path),
@@ -151,10 +100,17 @@ def clean_items(cleaner: Cleaner, items: list[Item], write: Callable[[Item, np.n
               help="poisson: each file's own rule from a manifest.jsonl (or an image set), by name stem.")
 @click.option("--largest-face", is_flag=True, help="poisson: only the largest face (default: every face found).")
 @click.option("--tile", default=1024, show_default=True, help="Largest side run in one piece; larger is tiled.")
+@click.option("--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True,
+              help="Network runtime: auto = onnxruntime on a CPU (graph exported once, cached), torch on CUDA.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Threads of the network on a CPU [default: all cores].")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Threads decoding and writing images while the network runs.")
 @device_options
 def cmd(source: Path, fused: Path | None, edited: Path | None, mask: Path | None, out: Path | None, ext: str,
         suffix: str, method: str, weights: str | None, attribute: str | None, attributes_from: Path | None,
-        largest_face: bool, tile: int, device: str, batch_size: int, precision: str) -> int:
+        largest_face: bool, tile: int, runtime: str, threads: int | None, workers: int, device: str,
+        batch_size: int, precision: str) -> int:
     """Clean fused images: outputs keep the originals' names, plus runtime.json for `evaluate`."""
     rule = checked_attribute(attribute)
     roles = ("original",) if fused or edited or not is_image_set(source) else ("original", "fused")
@@ -165,29 +121,40 @@ def cmd(source: Path, fused: Path | None, edited: Path | None, mask: Path | None
     if attributes_from is not None:
         attributes.update(read_attributes(attributes_from, [i.id for i in items]))
     cleaner = _recorded(lambda: Cleaner(CleanConfig(method=method, weights=weights, device=device, tile=tile,
-                                                    precision=precision, batch_size=batch_size,
-                                                    largest_face=largest_face)), "clean")
+                                                    precision=precision, batch_size=batch_size, runtime=runtime,
+                                                    threads=threads, largest_face=largest_face)), "clean")
     dest = Destination(source, out, cleaned_role(cleaner.method), count=len(items), ext=ext, suffix=suffix,
                        verb="clean")
-    runtime = (source / RUNTIME_DIR / f"{cleaner.method}.json" if dest.set is not None
-               else None if dest.file is not None else out / RUNTIME_FILE)
-    refuse_overwriting_inputs([dest.path(i) for i in items] + ([runtime] if runtime else []),
+    facts = (source / RUNTIME_DIR / f"{cleaner.method}.json" if dest.set is not None
+             else None if dest.file is not None else out / RUNTIME_FILE)
+    refuse_overwriting_inputs([dest.path(i) for i in items] + ([facts] if facts else []),
                               [f for i in items for f in i.files.values()])
     if dest.set is None:
         prepare_output(dest.folder, {"-i": source, "--fused": fused, "--edited": edited, "--mask": mask})
     done: list[Item] = []
 
-    def write(item: Item, image: np.ndarray) -> None:
+    def process(group: list[Item], data: list[tuple]) -> list:
+        return cleaner([d[0] for d in data], [d[1] for d in data], [(i["original"], _other(i)) for i in group],
+                       [attributes.get(i.id) for i in group])
+
+    def save(item: Item, image: np.ndarray) -> None:
         write_image(dest.path(item), image)
         done.append(item)
 
+    def warn(label: str, notes: list[str]) -> None:
+        for note in notes:
+            click.echo(f"warning: {label}: {note}", err=True)
+
     lock_dir = source if dest.set is not None else dest.folder
     with folder_lock(lock_dir, "blendfix clean run", "wait for it to finish, or give this run its own -o folder."):
-        failures = clean_items(cleaner, items, write, attributes, batch_size)
-        dest.record(done)
-        if cleaner.count and runtime is not None:
+        with progress_bar(len(items), f"clean ({cleaner.method}, {cleaner.runtime_name})") as bar:
+            failures = run_pipelined(items, _load, process, save, batch_size=batch_size,
+                                     key=lambda d: d[0].shape[:2], name=lambda i: i.name, workers=workers,
+                                     warn=warn, done=bar.update, describe=_unexpected)
+        dest.record(sorted(done, key=lambda i: i.id))
+        if cleaner.count and facts is not None:
             info = json.dumps(cleaner.runtime(), indent=1)
-            atomic_write(runtime, info.encode)
+            atomic_write(facts, info.encode)
     return report_failures(failures, len(items))
 
 

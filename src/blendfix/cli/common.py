@@ -97,6 +97,12 @@ def progress(items: Iterable[T], desc: str, total: int | None = None) -> Iterabl
                 disable=None)
 
 
+def progress_bar(total: int, desc: str) -> tqdm:
+    """A tqdm bar on stderr for work that finishes out of order (``.update(n)``), rate always in img/s."""
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True, disable=None,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}]")
+
+
 def run_each(items: list[T], fn: Callable[[T], None], desc: str,
              name: Callable[[T], str] = str) -> list[tuple[str, str]]:
     """Apply ``fn`` to every item with a progress bar; user errors are collected, not fatal.

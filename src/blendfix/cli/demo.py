@@ -27,5 +27,6 @@ def cmd(photo: Path | None, out_dir: Path, resolution: int, seed: int, weights: 
     click.echo(md)
     for note in report.get("demo_notes", []):
         click.echo(f"note: {note}", err=True)
-    click.echo(f"figure: {out_dir / 'report' / 'comparison.png'}", err=True)
+    click.echo(f"figures: {out_dir / 'report' / 'comparison.png'}, {out_dir / 'report' / 'demo.png'} "
+               f"(I, T, M and every method, with 3x zooms on the edit boundary)", err=True)
     return 0

@@ -197,3 +197,18 @@ def band_overlay(image: np.ndarray, mask: np.ndarray, radius: int | None = None)
     band = seam_band(region, r)
     out[band] = 0.3 * out[band] + 0.7 * np.array([1.0, 0.1, 0.1], np.float32)
     return out
+
+
+def strongest_step_box(fused: np.ndarray, original: np.ndarray, mask: np.ndarray, side: int) -> tuple[int, int]:
+    """Top-left ``(y, x)`` of the ``side``-square centred where F's change steps most along the edit
+    boundary (the largest low-passed gradient energy of ``F - I`` on the seam band), clamped inside
+    the image: where to zoom to show a seam. Images ``(H, W, 3)`` in ``[0, 1]``, mask ``(H, W)``."""
+    f, o = _image(fused, "fused"), _image(original, "original")
+    m = _mask(mask, f.shape)
+    h, w = m.shape
+    if not 0 < side <= min(h, w):
+        raise ValueError(f"side {side} must be in (0, {min(h, w)}]")
+    r = band_radius(h, w)
+    energy = gradient_energy(low_pass(f - o, seam_sigma(r))) * seam_band(edit_region(m), r)
+    y, x = np.unravel_index(int(np.argmax(energy)), energy.shape)
+    return int(np.clip(y - side // 2, 0, h - side)), int(np.clip(x - side // 2, 0, w - side))

@@ -11,7 +11,7 @@ import math
 import cv2
 import numpy as np
 
-from ..metrics.seam import band_radius, edit_kept, edit_region, gradient_energy, seam_band, seam_score
+from ..metrics.seam import band_radius, edit_kept, edit_region, seam_band, seam_score, strongest_step_box
 
 #: a pixel counts as edited when some channel of F differs from I by more than this ([0, 1] units):
 #: above JPEG re-encoding noise, below any visible paste
@@ -34,20 +34,14 @@ def estimate_edit_mask(original: np.ndarray, fused: np.ndarray) -> np.ndarray:
 
 
 def _zoom_window(original: np.ndarray, fused: np.ndarray, mask: np.ndarray) -> tuple[int, int, int]:
-    """(top, left, side) of a square window on the boundary where F's edges most exceed I's."""
+    """(top, left, side) of a square window where F's change steps most along the edit boundary
+    (:func:`blendfix.metrics.seam.strongest_step_box`); the centre when the region has no boundary."""
     h, w = original.shape[:2]
-    side = max(32, min(h, w) // 4)
-    band = seam_band(edit_region(mask), band_radius(h, w))
-    if band.any():
-        excess = np.clip(gradient_energy(fused) - gradient_energy(original), 0, None).astype(np.float32)
-        local = cv2.boxFilter(excess, -1, (max(3, side // 4),) * 2)
-        local[~band] = -1.0
-        cy, cx = np.unravel_index(int(np.argmax(local)), local.shape)
-    else:
-        cy, cx = h // 2, w // 2
-    top = int(np.clip(cy - side // 2, 0, h - side))
-    left = int(np.clip(cx - side // 2, 0, w - side))
-    return top, left, side
+    side = min(max(32, min(h, w) // 4), h, w)
+    if seam_band(edit_region(mask), band_radius(h, w)).any():
+        top, left = strongest_step_box(fused, original, mask, side)
+        return top, left, side
+    return (h - side) // 2, (w - side) // 2, side
 
 
 #: height of the name strip under each zoomed tile, pixels
@@ -63,17 +57,22 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
 def boundary_zoom(original: np.ndarray, fused: np.ndarray, mask: np.ndarray,
                   outputs: dict[str, np.ndarray]) -> np.ndarray:
     """Crops of one window on the edit boundary — I, F, then each output — enlarged with nearest-neighbour
-    (pixels stay visible), named underneath, two per row: ``uint8 (rows * (ZOOM_TILE + LABEL_HEIGHT),
-    2 * ZOOM_TILE, 3)``."""
+    (pixels stay visible), named underneath, :func:`zoom_columns` per row: ``uint8 (rows * (ZOOM_TILE +
+    LABEL_HEIGHT), columns * ZOOM_TILE, 3)``."""
     top, left, side = _zoom_window(original, fused, mask)
     tiles = []
     for name, img in {"original I": original, "pasted F": fused, **outputs}.items():
         crop = np.asarray(img, np.float32)[top:top + side, left:left + side]
         big = cv2.resize(crop, (ZOOM_TILE, ZOOM_TILE), interpolation=cv2.INTER_NEAREST)
         tiles.append(_label(np.clip(np.rint(big * 255), 0, 255).astype(np.uint8), name))
-    if len(tiles) % 2:
-        tiles.append(np.full_like(tiles[0], 255))
-    return np.vstack([np.hstack(tiles[i:i + 2]) for i in range(0, len(tiles), 2)])
+    cols = zoom_columns(len(tiles))
+    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % cols)
+    return np.vstack([np.hstack(tiles[i:i + cols]) for i in range(0, len(tiles), cols)])
+
+
+def zoom_columns(n_tiles: int) -> int:
+    """Tiles per row of the boundary zoom: 2 up to four tiles, else 3 (keeps the figure roughly square)."""
+    return 2 if n_tiles <= 4 else 3
 
 
 def _fmt(x: float) -> str:

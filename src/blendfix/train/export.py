@@ -12,16 +12,26 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..cleaner_weights import CONFIG_NAME, WEIGHTS_NAME, file_stem, from_run, load_cleaner, model_from  # noqa: F401
+from ..cleaner_weights import (  # noqa: F401  (re-exported: loading lives outside train/)
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    export_meta,
+    file_stem,
+    from_run,
+    load_cleaner,
+    model_from,
+    resolve_cleaner_file,
+    safetensors_config,
+)
 from ..folders import PART_SUFFIX, partial_name, sweep_partials
 from ..io import atomic_write
-from ..nets.maresunet import MAResUNet, network_input, network_output
+from ..nets.maresunet import MAResUNet, count_parameters, network_input, network_output
+from ..onnx_graph import OPSET, export_graph, graph_difference
 
 #: Max abs difference (in [0, 1] image units) accepted between onnxruntime and PyTorch.
 ONNX_TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
@@ -48,10 +58,7 @@ def export_safetensors(run: str | os.PathLike, out_dir: str | os.PathLike, fp16:
 
 
 class OnnxCleaner(nn.Module):
-    """``(fused, original)`` in ``[0, 1]`` -> cleaned image in ``[0, 1]`` (square, side multiple of 32).
-
-    The graph's inputs keep the names and order ``fused, original`` of the published ONNX files; the
-    conversion itself is :func:`~blendfix.nets.maresunet.network_input` / ``network_output``."""
+    """``(fused, original)`` in ``[0, 1]`` -> cleaned image in ``[0, 1]`` (square, side multiple of 32)."""
 
     def __init__(self, net: MAResUNet, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
@@ -64,7 +71,7 @@ class OnnxCleaner(nn.Module):
 
 
 def export_onnx(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool = False, check_size: int = 64,
-                opset: int = 17) -> tuple[Path, float]:
+                opset: int = OPSET) -> tuple[Path, float]:
     """Write ``cleaner.onnx`` and check it in onnxruntime; returns the path and the max abs difference.
 
     Raises ``ValueError`` when onnxruntime and PyTorch differ by more than :data:`ONNX_TOLERANCE`.
@@ -87,14 +94,12 @@ def export_onnx(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool =
     check = (torch.rand(2, 3, check_size * 2, check_size * 2, generator=gen),
              torch.rand(2, 3, check_size * 2, check_size * 2, generator=gen))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # input checks become constants; fine
-            # the TorchScript exporter: the dynamo one needs onnxscript, which is not a dependency
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(wrapper, example, str(part), input_names=["fused", "original"],
-                              output_names=["clean"], dynamic_axes={"fused": axes, "original": axes, "clean": axes},
-                              opset_version=opset, dynamo=False)
-        diff = onnx_difference(part, OnnxCleaner(from_run(run)[0]), check)
+        graph = export_graph(wrapper, example, ["fused", "original"], ["clean"],
+                             {"fused": axes, "original": axes, "clean": axes},
+                             metadata={"blendfix_interface": "pair", "parameters": count_parameters(model)},
+                             opset=opset)
+        part.write_bytes(graph)
+        diff = graph_difference(graph, OnnxCleaner(from_run(run)[0]), {"fused": check[0], "original": check[1]})
         tol = ONNX_TOLERANCE["fp16" if fp16 else "fp32"]
         if not diff <= tol:
             raise ValueError(f"{path}: onnxruntime differs from PyTorch by {diff:.3g} (> {tol}); export rejected")
@@ -110,11 +115,4 @@ def export_onnx(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool =
 
 def onnx_difference(path: str | os.PathLike, module: nn.Module, inputs: tuple[torch.Tensor, torch.Tensor]) -> float:
     """Max abs difference between onnxruntime (CPU) and ``module`` on ``(fused, original)``."""
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {"fused": inputs[0].numpy(), "original": inputs[1].numpy()})[0]
-    module.eval()
-    with torch.no_grad():
-        ref = module(*inputs).numpy()
-    return float(abs(got - ref).max())
+    return graph_difference(path, module, {"fused": inputs[0], "original": inputs[1]})
