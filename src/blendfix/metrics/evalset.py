@@ -100,6 +100,23 @@ def read_kinds(manifest: str | Path, stems: list[str], attributes: dict[str, str
     return {s: by_key.get(s, attributes[s]) for s in stems}
 
 
+def read_matching(path: Path, original: np.ndarray, role: str, failures: list[dict[str, str]],
+                  mask: bool = False) -> np.ndarray | None:
+    """``path`` read as an image (``mask``: a mask) at the original's size, or ``None`` with the reason
+    appended to ``failures`` (unreadable, or another size than ``original``)."""
+    try:
+        arr = read_mask(path) if mask else read_image(path)
+    except (BlendfixError, ValueError) as e:
+        failures.append({"file": str(path), "reason": str(e)})
+        return None
+    if arr.shape[:2] != original.shape[:2]:
+        h, w = original.shape[:2]
+        failures.append({"file": str(path), "reason": f"{role} is {arr.shape[1]}x{arr.shape[0]}, which differs from "
+                         f"the original's {w}x{h}; save it at the original's size"})
+        return None
+    return arr
+
+
 def read_aux(sources: EvalSources, origs: dict[str, np.ndarray], stems: list[str],
              failures: list[dict[str, str]]) -> dict[str, dict[str, np.ndarray]]:
     """``{"truth"|"mask"|"fused": {stem: array}}`` for ``stems`` (images ``(H, W, 3)``, masks ``(H, W)``,
@@ -110,15 +127,7 @@ def read_aux(sources: EvalSources, origs: dict[str, np.ndarray], stems: list[str
         for s in stems:
             if s not in paths or s not in origs:
                 continue
-            try:
-                arr = read_mask(paths[s]) if kind == "mask" else read_image(paths[s])
-            except (BlendfixError, ValueError) as e:
-                failures.append({"file": str(paths[s]), "reason": str(e)})
-                continue
-            if arr.shape[:2] != origs[s].shape[:2]:
-                h, w = origs[s].shape[:2]
-                failures.append({"file": str(paths[s]), "reason": f"{kind} is {arr.shape[1]}x{arr.shape[0]}, the "
-                                 f"original {w}x{h}; save it at the original's size"})
-                continue
-            store[s] = arr
+            arr = read_matching(paths[s], origs[s], kind, failures, mask=kind == "mask")
+            if arr is not None:
+                store[s] = arr
     return aux

@@ -164,19 +164,13 @@ def _examples(stems: list[str], attributes: dict[str, str], n: int) -> list[str]
 def _read_outputs(files: dict[str, Path], origs: dict[str, np.ndarray], stems: list[str],
                   failures: list[dict[str, str]]) -> dict[str, np.ndarray]:
     """A method's outputs for ``stems``; unreadable or resized files go to ``failures``."""
+    from .evalset import read_matching
+
     outs: dict[str, np.ndarray] = {}
     for s in stems:
-        try:
-            img = read_image(files[s])
-        except (BlendfixError, ValueError) as e:
-            failures.append({"file": str(files[s]), "reason": str(e)})
-            continue
-        if img.shape != origs[s].shape:
-            h, w = origs[s].shape[:2]
-            failures.append({"file": str(files[s]), "reason": f"size {img.shape[1]}x{img.shape[0]} differs from "
-                             f"the original's {w}x{h}; outputs must keep the original's size"})
-            continue
-        outs[s] = img
+        img = read_matching(files[s], origs[s], "the output", failures)
+        if img is not None:
+            outs[s] = img
     return outs
 
 
