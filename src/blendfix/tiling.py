@@ -103,26 +103,43 @@ def tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int
     ``x`` is ``(B, C, H, W)`` with ``H, W >= tile`` (pad first); ``tile`` must satisfy ``fn``'s size
     rule; ``0 <= overlap < tile``. Returns ``(B, out_channels, H, W)``.
     """
-    b, _, h, w = x.shape
+    h, w = x.shape[-2:]
     if not 0 <= overlap < tile:
         raise ValueError(f"overlap must be in [0, tile), got overlap={overlap}, tile={tile}")
     if h < tile or w < tile:
         raise ValueError(f"image {h}x{w} is smaller than the tile {tile}; pad it first")
-    step = tile - overlap
-    ys, xs = _starts(h, tile, step), _starts(w, tile, step)
-    out = x.new_zeros(b, out_channels, h, w)
-    norm = x.new_zeros(1, 1, h, w)
+    return _blend_tiles(fn, lambda y0, x0: x[..., y0:y0 + tile, x0:x0 + tile], x, (h, w), tile, tile - overlap,
+                        out_channels)
+
+
+def _blend_tiles(fn: Callable[[torch.Tensor], torch.Tensor], window: Callable[[int, int], torch.Tensor],
+                 like: torch.Tensor, extent: tuple[int, int], t: int, step: int, out_channels: int) -> torch.Tensor:
+    """The tile loop shared by :func:`tiled` and :func:`run_padded`.
+
+    Tiles of side ``t`` start every ``step`` over ``extent`` = ``(EH, EW)`` (the image, or the virtual
+    padded square); ``window(y0, x0)`` gives the ``(B, C, t, t)`` input of a tile. Tiles starting outside
+    the image ``like`` (``(B, C, H, W)``) are skipped, outputs are cropped to it and blended with linear
+    ramps across each overlap. Returns ``(B, out_channels, H, W)``.
+    """
+    b, _, h, w = like.shape
+    ys, xs = _starts(extent[0], t, step), _starts(extent[1], t, step)
+    out = like.new_zeros(b, out_channels, h, w)
+    norm = like.new_zeros(1, 1, h, w)
     for i, y0 in enumerate(ys):
-        lead_y = (ys[i - 1] + tile - y0) if i > 0 else 0
-        trail_y = (y0 + tile - ys[i + 1]) if i + 1 < len(ys) else 0
-        wy = _ramp(tile, lead_y, trail_y, x.device)
+        if y0 >= h:
+            continue
+        wy = _ramp(t, (ys[i - 1] + t - y0) if i > 0 else 0, (y0 + t - ys[i + 1]) if i + 1 < len(ys) else 0,
+                   like.device)
         for j, x0 in enumerate(xs):
-            lead_x = (xs[j - 1] + tile - x0) if j > 0 else 0
-            trail_x = (x0 + tile - xs[j + 1]) if j + 1 < len(xs) else 0
-            wgt = (wy[:, None] * _ramp(tile, lead_x, trail_x, x.device)[None, :])[None, None]
-            pred = fn(x[..., y0:y0 + tile, x0:x0 + tile]).to(out.dtype)
-            out[..., y0:y0 + tile, x0:x0 + tile] += pred * wgt
-            norm[..., y0:y0 + tile, x0:x0 + tile] += wgt
+            if x0 >= w:
+                continue
+            wx = _ramp(t, (xs[j - 1] + t - x0) if j > 0 else 0, (x0 + t - xs[j + 1]) if j + 1 < len(xs) else 0,
+                       like.device)
+            wgt = (wy[:, None] * wx[None, :])[None, None]
+            pred = fn(window(y0, x0)).to(out.dtype)
+            hh, ww = min(t, h - y0), min(t, w - x0)
+            out[..., y0:y0 + hh, x0:x0 + ww] += (pred * wgt)[..., :hh, :ww]
+            norm[..., y0:y0 + hh, x0:x0 + ww] += wgt[..., :hh, :ww]
     return out / norm
 
 
@@ -139,7 +156,7 @@ def run_padded(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile
     """
     if x.ndim != 4:
         raise ValueError(f"run_padded expects (B, C, H, W), got {tuple(x.shape)}")
-    b, _, h, w = x.shape
+    h, w = x.shape[-2:]
     side = padded_side(h, w, multiple)
     if side <= tile:
         padded, size = pad_square(x, multiple)
@@ -148,23 +165,5 @@ def run_padded(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile
     overlap = min(overlap, t // 2)
     if not 0 <= overlap < t:
         raise ValueError(f"overlap must be in [0, tile), got overlap={overlap}, tile={t}")
-    step = t - overlap
-    ys, xs = _starts(side, t, step), _starts(side, t, step)
-    out = x.new_zeros(b, out_channels, h, w)
-    norm = x.new_zeros(1, 1, h, w)
-    for i, y0 in enumerate(ys):
-        if y0 >= h:
-            continue
-        wy = _ramp(t, (ys[i - 1] + t - y0) if i > 0 else 0, (y0 + t - ys[i + 1]) if i + 1 < len(ys) else 0,
-                   x.device)
-        for j, x0 in enumerate(xs):
-            if x0 >= w:
-                continue
-            wx = _ramp(t, (xs[j - 1] + t - x0) if j > 0 else 0, (x0 + t - xs[j + 1]) if j + 1 < len(xs) else 0,
-                       x.device)
-            wgt = (wy[:, None] * wx[None, :])[None, None]
-            pred = fn(padded_window(x, y0, x0, t, side)).to(out.dtype)
-            hh, ww = min(t, h - y0), min(t, w - x0)
-            out[..., y0:y0 + hh, x0:x0 + ww] += (pred * wgt)[..., :hh, :ww]
-            norm[..., y0:y0 + hh, x0:x0 + ww] += wgt[..., :hh, :ww]
-    return out / norm
+    return _blend_tiles(fn, lambda y0, x0: padded_window(x, y0, x0, t, side), x, (side, side), t, t - overlap,
+                        out_channels)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ def list_items(root: str | os.PathLike) -> list[Path]:
     return _complete(root, SAMPLE_FILES.values())
 
 
-def _complete(root: str | os.PathLike, needed: Any) -> list[Path]:
+def _complete(root: str | os.PathLike, needed: Iterable[str]) -> list[Path]:
     needed = tuple(needed)
     root = Path(root)
     items_dir = root / layout.ITEMS

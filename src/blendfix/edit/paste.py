@@ -18,14 +18,15 @@ So the truth keeps the edit's content and colour, and has no step, no ghost, no 
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from ..attributes import canonical
 from .base import EditResult
 from .face_geometry import FaceGeometry, gaussian, scale_polygon
+from .synthetic import _as_image, _rng, detect, face_geometry
 
 SHAPES = ("part", "ellipse", "rect", "stroke", "facebox")
 EDGES = ("hard", "feathered", "wrong-size")
@@ -42,10 +43,6 @@ class PastePlan:
     edge: str
     change: str
     part: str
-
-
-def _rng(seed: int, tag: str) -> np.random.Generator:
-    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(("paste:" + tag).encode())])
 
 
 def _part_region(part: str, g: FaceGeometry) -> np.ndarray:
@@ -158,9 +155,7 @@ class PasteEditor:
 
     def plan(self, attribute: str, seed: int) -> PastePlan:
         """The shape, edge and change this ``(attribute, seed)`` gets (deterministic)."""
-        from ..attributes import canonical
-
-        rng = _rng(seed, "plan")
+        rng = _rng(seed, "paste:plan")
         part = PARTS[canonical(attribute)]
         shapes = [s for s in self.shapes if part != "face" or s != "stroke"]
         # a whole face or jaw recoloured is not an edit anyone makes: large parts get tone/retouch/restore
@@ -171,14 +166,12 @@ class PasteEditor:
     def edit(self, image: np.ndarray, attribute: str, *, seed: int = 0, landmarks: np.ndarray | None = None,
              source: str | None = None) -> EditResult:
         """A pasted pair from ``image`` (``(H, W, 3)`` float in ``[0, 1]``) and its truth."""
-        from .synthetic import _as_image, detect, face_geometry
-
         img = _as_image(image)
         h, w = img.shape[:2]
         lm = detect(img, source) if landmarks is None else np.asarray(landmarks, np.float32)
         g = face_geometry(lm, (h, w))
         plan = self.plan(attribute, seed)
-        rng = _rng(seed, "pair")
+        rng = _rng(seed, "paste:pair")
         region = _part_region(plan.part, g)
         changed = _change(img, plan.change, rng, self.strength)
         edited_clean = img + region[..., None] * (changed - img)
@@ -186,8 +179,6 @@ class PasteEditor:
         paste = _paste_mask(plan.shape, plan.edge, region, g, rng)
         keep = cv2.GaussianBlur(paste, (0, 0), max(0.5, 0.015 * min(h, w)))
         truth = np.clip(img + (region * keep)[..., None] * (changed - img), 0, 1).astype(np.float32)
-        from ..attributes import canonical
-
         attr = canonical(attribute)
         info = {"editor": "paste", "seed": int(seed), "attribute": attr, "shape": plan.shape, "edge": plan.edge,
                 "change": plan.change, "part": plan.part, "strength": self.strength}
