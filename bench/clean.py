@@ -1,5 +1,12 @@
-"""Speed, peak memory and runtimes of `clean`: torch eager, channels_last and onnxruntime (+ int8), a
-folder run end to end, and EOGI's deghosting network (174.2 M) as the outside baseline.
+"""Speed, peak memory and runtimes of `clean`: torch eager, torch fp32 and bf16 as `clean` runs them,
+onnxruntime (+ int8), a folder run end to end, and EOGI's deghosting network (174.2 M) as the outside
+baseline.
+
+Runtimes: ``torch`` = eager PyTorch as a plain script runs the module (NCHW, fp32, BatchNorm
+unfolded: the baseline); ``channels_last`` = `clean --runtime torch --precision fp32` (channels_last,
+BatchNorm folded, ReLU in place); ``onnxruntime`` = fp32 onnxruntime; ``bf16`` = `clean --precision
+bf16` (the channels_last network under bf16 autocast; AMX-BF16 makes it fast, and `--precision auto`
+picks it on such CPUs).
 
 Networks: the paper's MAResU-Net (26.3 M, random weights) and a small residual cleaner of the shipped
 CPU width (configs/cpu_cleaner.yaml: widths 32/64/128/256, one block per stage, 2.5 M; random weights),
@@ -37,18 +44,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BLENDFIX_SHARED", ROOT.parent / "shared"))
 SMALL = {"widths": (32, 64, 128, 256), "blocks": (1, 1, 1, 1), "head_width": 32, "residual": True}
-RUNTIMES = ("torch", "channels_last", "onnxruntime")
-
-
-class ChannelsLast(torch.nn.Module):
-    """The network with its weights and input in channels_last memory format."""
-
-    def __init__(self, net: torch.nn.Module) -> None:
-        super().__init__()
-        self.net = net.to(memory_format=torch.channels_last)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.contiguous(memory_format=torch.channels_last)).contiguous()
+RUNTIMES = ("torch", "channels_last", "onnxruntime", "bf16")
 
 
 def build(net: str, weights: str | None = None) -> torch.nn.Module:
@@ -95,17 +91,26 @@ def run_case(spec: dict, repeats: int, threads: int) -> dict:
         from blendfix.cleaning import CleanConfig, Cleaner
 
         cfg = {"device": spec["device"], "precision": spec["precision"], "tile": 4096, "threads": threads}
-        if spec["runtime"] in ("torch", "channels_last"):
-            model = build(spec["net"], spec.get("weights"))
-            model = ChannelsLast(model) if spec["runtime"] == "channels_last" else model
-            cleaner = Cleaner(CleanConfig(runtime="torch", **cfg), network=model)
-        else:  # an .onnx file: fp32 or quantised
-            cleaner = Cleaner(CleanConfig(method="network", weights=spec["onnx"], **cfg))
-        params = cleaner.parameters
         orig, fused = torch.rand(1, 3, size, size), torch.rand(1, 3, size, size)
+        if spec["runtime"] == "torch" and dev.type == "cpu":  # the baseline: the module as a script runs it
+            from blendfix.nets.maresunet import network_input, network_output
 
-        def step() -> None:
-            cleaner.run_network(orig, fused)
+            model = build(spec["net"], spec.get("weights")).to(dev)
+            params = sum(p.numel() for p in model.parameters())
+
+            @torch.no_grad()
+            def step() -> None:
+                network_output(model(network_input(orig.to(dev), fused.to(dev)))).cpu()
+        else:
+            if spec["runtime"] in ("torch", "channels_last", "bf16"):  # torch on CUDA: fp32 or fp16 autocast
+                cfg.update(runtime="torch", precision="bf16" if spec["runtime"] == "bf16" else spec["precision"])
+                cleaner = Cleaner(CleanConfig(**cfg), network=build(spec["net"], spec.get("weights")))
+            else:  # an .onnx file: fp32 or quantised
+                cleaner = Cleaner(CleanConfig(method="network", weights=spec["onnx"], **cfg))
+            params = cleaner.parameters
+
+            def step() -> None:
+                cleaner.run_network(orig, fused)
     step()  # warm-up
     if dev.type == "cuda":
         torch.cuda.synchronize()
@@ -152,7 +157,8 @@ def _sub(args: argparse.Namespace, spec: dict) -> dict:
 def photo_pairs(n: int, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
     import cv2
 
-    from blendfix.io import list_images, read_image
+    from blendfix.data.imageset import list_images
+    from blendfix.io import read_image
 
     faces = SHARED / "data" / "faces"
     files = [f for d in sorted(faces.iterdir()) if d.is_dir() for f in sorted(list_images(d))][:n]
@@ -243,7 +249,21 @@ def quant_study(args: argparse.Namespace, onnx: dict[str, Path], tmp: Path) -> t
     return rows, notes
 
 
-def folder_run(args: argparse.Namespace, onnx: dict[str, Path], tmp: Path) -> list[dict]:
+def export_folder(net: str, weights: str | None, tmp: Path) -> Path:
+    """The network as `blendfix export` writes it (cleaner.safetensors + cleaner.json), for `clean --weights`."""
+    from safetensors.torch import save_file
+
+    model = build(net, weights)
+    folder = tmp / f"export_{net}"
+    folder.mkdir(exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "cleaner.safetensors"))
+    (folder / "cleaner.json").write_text(json.dumps({"model": model.config}))
+    return folder
+
+
+def folder_run(args: argparse.Namespace, sources: dict[str, Path], tmp: Path) -> list[dict]:
+    """`blendfix clean` on a folder (default runtime and precision: what a user gets) against the same
+    Cleaner on the same pairs in memory; both include their batching, the first only its I/O and setup."""
     from blendfix.cleaning import CleanConfig, Cleaner
     from blendfix.cli import main
     from blendfix.io import write_image
@@ -255,7 +275,7 @@ def folder_run(args: argparse.Namespace, onnx: dict[str, Path], tmp: Path) -> li
         write_image(tmp / "o" / f"{i:03d}.png", o)
         write_image(tmp / "f" / f"{i:03d}.png", f)
     rows = []
-    for net, src in onnx.items():
+    for net, src in sources.items():
         out = tmp / f"out_{net}"
         t0 = time.perf_counter()
         code = main(["clean", "-i", str(tmp / "o"), "--fused", str(tmp / "f"), "-o", str(out), "--weights", str(src),
@@ -269,7 +289,8 @@ def folder_run(args: argparse.Namespace, onnx: dict[str, Path], tmp: Path) -> li
             chunk = pairs[k:k + args.batch_size]
             cleaner([o for o, _ in chunk], [f for _, f in chunk])
         net_only = time.perf_counter() - t0
-        rows.append({"net": net, "images": len(pairs), "e2e": e2e, "network": net_only})
+        rows.append({"net": net, "images": len(pairs), "e2e": e2e, "network": net_only,
+                     "runtime": cleaner.runtime_name, "precision": str(cleaner.dtype).replace("torch.", "")})
         _keep(args, "folder", rows[-1])
         print(f"folder {net}: end to end {e2e:.1f} s, network only {net_only:.1f} s", file=sys.stderr)
     return rows
@@ -319,10 +340,11 @@ def quant_table(rows: list[dict]) -> str:
 
 
 def folder_table(rows: list[dict]) -> str:
-    lines = ["| network | images (512²) | end to end img/s | network only img/s | end-to-end / network time |",
-             "|---|---|---|---|---|"]
+    lines = ["| network | runtime | images (512²) | end to end img/s | network only img/s | "
+             "end-to-end / network time |", "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['net']} | {r['images']} | {r['images'] / r['e2e']:.2f} | "
+        lines.append(f"| {r['net']} | {r.get('runtime', 'onnxruntime')} {r.get('precision', 'float32')} | "
+                     f"{r['images']} | {r['images'] / r['e2e']:.2f} | "
                      f"{r['images'] / r['network']:.2f} | {r['e2e'] / r['network']:.2f} |")
     return "\n".join(lines)
 
@@ -375,8 +397,9 @@ def main() -> None:
             if not args.no_eogi and (args.eogi_sizes is None or size in args.eogi_sizes):
                 rows.append(_sub(args, {"net": "eogi", "size": size, "device": device, "precision": precision}))
                 _keep(args, "runtime", rows[-1])
-    frows = folder_run(args, {n: p for n, p in onnx.items() if args.folder_nets is None or n in args.folder_nets}, tmp)
-    qrows, _ = quant_study(args, onnx, tmp)
+    folder_nets = [n for n in nets if args.folder_nets is None or n in args.folder_nets]
+    frows = folder_run(args, {n: export_folder(n, args.weights, tmp) for n in folder_nets}, tmp)
+    qrows = quant_study(args, onnx, tmp)[0] if args.quant_pairs > 0 else []
     load_end = os.getloadavg()
     cmd = "python bench/clean.py " + " ".join(sys.argv[1:])
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -384,16 +407,20 @@ def main() -> None:
             f"{platform.machine()}; {args.threads} thread(s); median of {args.repeats} after a warm-up; batch 1; "
             f"load average {load_start[0]:.1f} / {load_start[1]:.1f} at the start, {load_end[0]:.1f} / "
             f"{load_end[1]:.1f} at the end (1 / 5 min); {time.perf_counter() - started:.0f} s in all)")
-    text = (f"{head}\n\n{runtime_table(rows)}\n\nint8 quantisation ({args.quant_pairs} shared photo pairs at "
-            f"{args.quant_size}², calibration on 4 others at 256²):\n\n{quant_table(qrows)}\n\n"
-            f"Folder run (`blendfix clean`, batch {args.batch_size}, onnxruntime, {args.threads} threads):\n\n"
-            f"{folder_table(frows)}\n")
+    from blendfix.device import cpu_bf16_native
+
+    quant = (f"int8 quantisation ({args.quant_pairs} shared photo pairs at {args.quant_size}², calibration on 4 "
+             f"others at 256²):\n\n{quant_table(qrows)}\n\n") if qrows else ""
+    text = (f"{head}; AMX-BF16: {'yes' if cpu_bf16_native() else 'no'}\n\n{runtime_table(rows)}\n\n{quant}"
+            f"Folder run (`blendfix clean` with default runtime and precision, batch {args.batch_size}, "
+            f"{args.threads} threads):\n\n{folder_table(frows)}\n")
     print(text)
     (tmp / "rows.json").write_text(json.dumps({"runtime": rows, "quant": qrows, "folder": frows}, indent=1))
     print(f"raw rows: {tmp / 'rows.json'}", file=sys.stderr)
     if args.append:
         with open(ROOT / "BENCHMARKS.md", "a") as fh:
-            fh.write(f"\n## Clean: runtimes (torch, channels_last, onnxruntime, int8), folder run, EOGI\n\n{text}")
+            title = "Clean: runtimes (torch, channels_last, onnxruntime, bf16, int8), folder run, EOGI"
+            fh.write(f"\n## {title}\n\n{text}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,11 @@ def need(path: Path, what: str) -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from blendfix.device import CPU_BF16_ENV
+
+    # the whole session (module fixtures, servers and CLIs in subprocesses too) runs as on a CPU without
+    # AMX-BF16, so results do not depend on the machine; see cpu_without_amx for the exceptions
+    os.environ[CPU_BF16_ENV] = "0"
     config.addinivalue_line("markers", "requires_module(name, why): needs an optional module; skipped with the "
                                        "reason when it is missing, a failure under CI=true")
 
@@ -122,3 +127,16 @@ def fixture(detweights):
 @pytest.fixture(scope="session")
 def faces_dir(data_dir) -> Path:
     return need(data_dir / "faces", "shared faces")
+
+
+@pytest.fixture(autouse=True)
+def cpu_without_amx(request):
+    """Tests run as on a CPU without AMX-BF16 (precision auto = fp32, onnxruntime by default: set for the
+    session in pytest_configure); tests marked ``@pytest.mark.amx`` see an AMX CPU instead (bf16
+    itself runs on any CPU, emulated where AMX is missing)."""
+    from blendfix.device import CPU_BF16_ENV
+
+    patch = pytest.MonkeyPatch()  # its own: a test's monkeypatch.undo() must not lift it
+    patch.setenv(CPU_BF16_ENV, "1" if request.node.get_closest_marker("amx") is not None else "0")
+    yield
+    patch.undo()

@@ -31,6 +31,7 @@ from .blend.fuse import fuse
 from .device import resolve_device, resolve_precision
 from .io import check_same_size
 from .nets.maresunet import network_input, network_output
+from .runtime import to_input_layout
 from .tensors import check_image, check_mask, image_to_tensor, tensor_to_image
 from .tiling import run_padded
 
@@ -46,13 +47,13 @@ class CleanConfig:
     method: str = "auto"  # auto = network when weights exist, else poisson (with a warning)
     weights: str | None = None  # registered name, run folder or weights file
     device: str = "auto"
-    precision: str = "auto"  # auto = fp16 on CUDA, fp32 elsewhere
+    precision: str = "auto"  # auto = fp16 on CUDA; bf16 on an AMX CPU for weights loaded here; else fp32
     batch_size: int = 4
     tile: int = 1024  # largest padded side run in one piece; larger images are tiled
     overlap: int = 128
     attribute: str | None = None  # face-mask rule for `poisson` (default: the plain face region)
     backend: str = "torch"  # Poisson backend
-    runtime: str = "auto"  # network runtime: auto = onnxruntime on a CPU (fp32), torch elsewhere
+    runtime: str = "auto"  # network runtime: auto = onnxruntime on a CPU in fp32, torch elsewhere
     threads: int | None = None  # onnxruntime threads (default: all cores); PyTorch's too when given
     largest_face: bool = False  # poisson: the largest face only (default: every face found)
 
@@ -107,9 +108,9 @@ class Cleaner:
         if self.method == "network":
             from .runtime import build_network
 
-            self.net, self.runtime_name = build_network(cfg.weights or DEFAULT_WEIGHTS, network, self.device,
-                                                        self.dtype, cfg.runtime, cfg.threads,
-                                                        load_torch=lambda w, d: load_network(w, d))
+            self.net, self.runtime_name, self.dtype = build_network(
+                cfg.weights or DEFAULT_WEIGHTS, network, self.device, cfg.precision, cfg.runtime, cfg.threads,
+                load_torch=lambda w, d: load_network(w, d))
         elif self.net is not None:
             self.net = self.net.to(self.device).eval()
         self.seconds = 0.0
@@ -133,7 +134,7 @@ class Cleaner:
     def parameters(self) -> int:
         if self.net is None:
             return 0
-        if hasattr(self.net, "num_parameters"):  # an onnxruntime session
+        if hasattr(self.net, "num_parameters"):  # an onnxruntime session, or a network prepared for inference
             return int(self.net.num_parameters)
         return sum(p.numel() for p in self.net.parameters())
 
@@ -192,11 +193,12 @@ class Cleaner:
         for i, o in enumerate(originals):
             groups.setdefault(o.shape[:2], []).append(i)
         bs = self.config.batch_size
+        layout = {"channels_last": self.runtime_name == "torch" and self.device.type == "cpu"}  # the net's own
         for idx in groups.values():
             for k in range(0, len(idx), bs):
                 chunk = idx[k:k + bs]
-                res = self.run_network(image_to_tensor([originals[i] for i in chunk]),
-                                       image_to_tensor([fuseds[i] for i in chunk]))
+                res = self.run_network(image_to_tensor([originals[i] for i in chunk], **layout),
+                                       image_to_tensor([fuseds[i] for i in chunk], **layout))
                 for i, r in zip(chunk, tensor_to_image(res), strict=True):
                     out[i] = r
         return out  # type: ignore[return-value]
@@ -205,11 +207,11 @@ class Cleaner:
     def run_network(self, original: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` [0, 1] pair -> cleaned ``(B, 3, H, W)`` [0, 1] (any H, W)."""
         x = network_input(original.to(self.device), fused.to(self.device))
-        autocast = self.device.type == "cuda" and self.dtype != torch.float32
+        autocast = self.runtime_name == "torch" and self.dtype != torch.float32  # fp16 on CUDA, bf16 on a CPU
 
         def net(t: torch.Tensor) -> torch.Tensor:
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=autocast):
-                return self.net(t).float()
+                return self.net(to_input_layout(t) if self.runtime_name == "torch" else t).float()
 
         y = run_padded(net, x, self.config.tile, self.config.overlap, out_channels=3)  # each tile padded alone
         return network_output(y).cpu()

@@ -1,7 +1,9 @@
-"""Where the cleaning network runs: PyTorch, or onnxruntime on a CPU (the default there: 3-5x faster).
+"""Where the cleaning network runs: PyTorch, or onnxruntime on a CPU (the fp32 default there).
 
 ``--runtime auto`` picks onnxruntime on a CPU in float32 when it is installed and the network
-comes from a file, else PyTorch (CUDA keeps PyTorch, fp16 by default). A network handed over as a
+comes from a file, else PyTorch: CUDA keeps PyTorch (fp16 by default), and so does a CPU with
+AMX-BF16, where ``--precision auto`` is bf16 (PyTorch + oneDNN, channels_last: faster than
+onnxruntime's fp32, which has no bf16 kernels). PyTorch on a CPU always runs channels_last. A network handed over as a
 ``torch.nn.Module`` stays in PyTorch unless ``runtime="onnxruntime"`` is asked for (then it is
 exported in memory, not cached).
 
@@ -32,6 +34,7 @@ import torch
 
 from . import __version__
 from .checkpoints import sha256_file
+from .device import resolve_precision
 from .errors import BlendfixError
 
 RUNTIMES = ("auto", "torch", "onnxruntime")
@@ -189,37 +192,64 @@ def _quietly(fn: Any, *args: Any) -> Any:
         return fn(*args)
 
 
-def build_network(weights: str, network: torch.nn.Module | None, device: torch.device, dtype: torch.dtype,
+def for_torch_inference(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``net`` ready to run in PyTorch on ``device`` (eval mode): a MAResU-Net's inference copy
+    (:meth:`~blendfix.nets.maresunet.MAResUNet.for_inference`: BatchNorm folded, ReLUs in place; the
+    module passed in is left as it was), and on a CPU its weights in channels_last, oneDNN's fast
+    layout (MAResU-Net at 1024²: 1.45x faster in fp32, and needed for AMX in bf16). Inputs follow
+    (:func:`to_input_layout`)."""
+    from .nets.maresunet import MAResUNet
+
+    count = sum(p.numel() for p in net.parameters())
+    net = net.for_inference() if isinstance(net, MAResUNet) else net.eval()
+    net.num_parameters = count  # as trained (folding drops the BatchNorm parameters)
+    net = net.to(device)
+    return net.to(memory_format=torch.channels_last) if device.type == "cpu" else net
+
+
+def to_input_layout(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in the memory layout :func:`for_torch_inference` gave the network (channels_last on a CPU)."""
+    return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" and x.ndim == 4 else x
+
+
+def build_network(weights: str, network: torch.nn.Module | None, device: torch.device, precision: str = "auto",
                   runtime: str = "auto", threads: int | None = None,
-                  load_torch: Callable[[str, torch.device], torch.nn.Module] | None = None) -> tuple[Any, str]:
-    """The cleaner's network and the runtime it runs in (``"torch"`` or ``"onnxruntime"``).
+                  load_torch: Callable[[str, torch.device], torch.nn.Module] | None = None
+                  ) -> tuple[Any, str, torch.dtype]:
+    """The cleaner's network, the runtime it runs in (``"torch"`` or ``"onnxruntime"``) and its precision.
 
     ``network`` (a module) takes precedence over ``weights`` (registered name, run folder, export
-    folder, checkpoint, ``.safetensors`` or ``.onnx`` file). ``threads`` (default: all cores) sets
-    onnxruntime's threads, and PyTorch's when given. ``load_torch(weights, device)`` loads the
-    PyTorch network (default: :func:`blendfix.cleaning.load_network`'s rules, sha256 checked).
+    folder, checkpoint, ``.safetensors`` or ``.onnx`` file). ``precision`` ``auto``: fp16 on CUDA; on a
+    CPU with AMX-BF16, bf16 in PyTorch for weights loaded here unless ``runtime`` is ``onnxruntime``
+    (the shipped cleaner's scores move by under 0.01 dB, docs/evaluation.md), else fp32 (onnxruntime
+    by default). A module passed in runs in fp32 on a CPU unless bf16 is asked for. ``threads``
+    (default: all cores) sets onnxruntime's threads, and PyTorch's when given. ``load_torch(weights,
+    device)`` loads the PyTorch network (default: :func:`blendfix.cleaning.load_network`'s rules,
+    sha256 checked).
     """
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     if network is not None:
+        dtype = resolve_precision(precision, device)
         chosen = resolve_runtime(runtime, device, dtype, from_file=False)
         if chosen == "onnxruntime":
-            return OrtNetwork(export_raw(network), threads, name="network"), chosen
+            return OrtNetwork(export_raw(network), threads, name="network"), chosen, dtype
         if threads is not None:
             torch.set_num_threads(threads)
-        return network.to(device).eval(), chosen
+        return for_torch_inference(network, device), chosen, dtype
     from .checkpoints import verify_sha256
     from .cleaner_weights import export_meta, load_cleaner, resolve_cleaner_file
     from .registry import CHECKPOINTS, checkpoint_path
 
-    def torch_network() -> tuple[Any, str]:
+    def torch_network(dtype: torch.dtype) -> tuple[Any, str, torch.dtype]:
         if threads is not None:
             torch.set_num_threads(threads)
         net = load_torch(weights, device) if load_torch is not None else load_cleaner(source, device)
-        return net.to(device).eval(), "torch"
+        return for_torch_inference(net, device), "torch", dtype
 
+    bf16_ok = runtime != "onnxruntime"
     if runtime == "torch" and load_torch is not None:
-        return torch_network()
+        return torch_network(resolve_precision(precision, device, cpu_bf16=bf16_ok))
     path = Path(weights).expanduser()
     if path.exists():
         source = resolve_cleaner_file(path)
@@ -230,12 +260,14 @@ def build_network(weights: str, network: torch.nn.Module | None, device: torch.d
         if runtime == "torch":
             raise ValueError(f"{source}: an ONNX graph runs in onnxruntime only; drop --runtime torch, or give "
                              "the .safetensors export for PyTorch")
+        dtype = resolve_precision(precision, device)
         resolve_runtime("onnxruntime", device, dtype)
-        return OrtNetwork(source, threads, name=str(source)), "onnxruntime"
+        return OrtNetwork(source, threads, name=str(source)), "onnxruntime", dtype
+    dtype = resolve_precision(precision, device, cpu_bf16=bf16_ok)
     chosen = resolve_runtime(runtime, device, dtype)
     if chosen == "onnxruntime":
         if source.suffix == ".safetensors":
             export_meta(source)  # its below_identity warning, which a cached graph would skip
         graph = cached_graph(source, lambda: _quietly(load_cleaner, source, "cpu"))
-        return OrtNetwork(graph, threads, name=str(source)), chosen
-    return torch_network()
+        return OrtNetwork(graph, threads, name=str(source)), chosen, dtype
+    return torch_network(dtype)

@@ -9,6 +9,8 @@ torch: ``(B, 3, H, W)`` float32 RGB in ``[0, 1]``, masks ``(B, 1, H, W)``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -24,14 +26,19 @@ def _check_range(arr: np.ndarray, name: str, what: str) -> np.ndarray:
         arr = arr.astype(np.float32)
     if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"{name}: dtype {arr.dtype} {arr.shape}; expected float {what} in [0, 1].")
-    arr = arr.astype(np.float32)
-    if arr.size and not np.isfinite(arr).all():
+    given = arr
+    arr = arr.astype(np.float32, copy=False)
+    if not arr.size:
+        return arr.copy()
+    lo, hi = float(arr.min()), float(arr.max())  # NaN propagates into both: one pass each, no isfinite pass
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"{name}: {arr.shape} holds NaN or infinite values; expected float {what} in [0, 1].")
-    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
     if lo < -_SLACK or hi > 1 + _SLACK:
         hint = " (0-255 values? divide by 255)" if hi > 1.5 else ""
         raise ValueError(f"{name}: values in [{lo:.4g}, {hi:.4g}] {arr.shape}; expected float {what} in [0, 1]{hint}.")
-    return np.clip(arr, 0.0, 1.0)
+    if lo < 0 or hi > 1:
+        return np.clip(arr, 0.0, 1.0)
+    return arr.copy() if arr is given else arr  # always a new array: the caller's is never shared
 
 
 def check_image(image: np.ndarray, name: str = "image", min_side: int = 1) -> np.ndarray:
@@ -56,8 +63,12 @@ def check_mask(mask: np.ndarray, name: str = "mask", size: tuple[int, int] | Non
     return _check_range(arr, name, "masks (H, W)")
 
 
-def image_to_tensor(image: np.ndarray | list[np.ndarray], device: str | torch.device = "cpu") -> torch.Tensor:
-    """``(H, W, 3)`` (or a list / ``(B, H, W, 3)`` stack) in ``[0, 1]`` or uint8 -> ``(B, 3, H, W)``."""
+def image_to_tensor(image: np.ndarray | list[np.ndarray], device: str | torch.device = "cpu", *,
+                    channels_last: bool = False) -> torch.Tensor:
+    """``(H, W, 3)`` (or a list / ``(B, H, W, 3)`` stack) in ``[0, 1]`` or uint8 -> ``(B, 3, H, W)``.
+
+    ``channels_last``: the tensor keeps numpy's pixel-interleaved memory (``torch.channels_last``), which
+    saves two copies where the consumer wants that layout anyway (PyTorch on a CPU)."""
     arr = np.stack(image) if isinstance(image, list) else np.asarray(image)
     if arr.ndim == 3:
         arr = arr[None]
@@ -65,7 +76,8 @@ def image_to_tensor(image: np.ndarray | list[np.ndarray], device: str | torch.de
         raise ValueError(f"expected (H, W, 3) or (B, H, W, 3) images, got shape {arr.shape}")
     t = torch.from_numpy(np.ascontiguousarray(arr))
     t = t.float() / 255.0 if arr.dtype == np.uint8 else t.float()
-    return t.permute(0, 3, 1, 2).contiguous().to(device)
+    t = t.permute(0, 3, 1, 2)
+    return (t if channels_last else t.contiguous()).to(device)
 
 
 def mask_to_tensor(mask: np.ndarray | list[np.ndarray], device: str | torch.device = "cpu") -> torch.Tensor:

@@ -79,11 +79,16 @@ def format_options(f: Callable) -> Callable:
                         help="File type of outputs written into an output folder.")(f)
 
 
-def device_options(f: Callable) -> Callable:
-    """``--device auto``, ``--batch-size``, ``--precision auto`` (fp16 only on CUDA)."""
+PRECISION_HELP = "auto = fp16 on CUDA, fp32 elsewhere."
+
+
+def device_options(f: Callable | None = None, *, precision_help: str = PRECISION_HELP) -> Callable:
+    """``--device auto``, ``--batch-size``, ``--precision auto`` (fp16 only on CUDA); ``@device_options`` or
+    ``@device_options(precision_help=...)`` where a verb's ``auto`` differs."""
+    if f is None:
+        return lambda g: device_options(g, precision_help=precision_help)
     f = click.option("--precision", default="auto", show_default=True,
-                     type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
-                     help="auto = fp16 on CUDA, fp32 elsewhere.")(f)
+                     type=click.Choice(["auto", "fp32", "fp16", "bf16"]), help=precision_help)(f)
     f = click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),
                      help="Images per network call.")(f)
     f = click.option("--device", default="auto", show_default=True,

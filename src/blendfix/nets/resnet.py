@@ -26,6 +26,8 @@ class BasicBlock(nn.Module):
     ``(B, in_ch, H, W)`` -> ``(B, out_ch, ceil(H / stride), ceil(W / stride))``.
     """
 
+    CONV_BN = (("conv1", "bn1"), ("conv2", "bn2"))  # foldable pairs (blendfix.nets.fold)
+
     def __init__(self, in_ch: int, out_ch: int, stride: int = 1) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
