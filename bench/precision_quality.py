@@ -87,8 +87,8 @@ def int8_runner(weights: str, calibration: Path, n: int):
 def summary(rows: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
     out = {}
     for mode, scores in rows.items():
-        out[mode] = {k: float(np.nanmean([s[k] for s in scores if k in s and math.isfinite(s[k])] or [np.nan]))
-                     for k in KEYS}
+        values = {k: [s[k] for s in scores if k in s and math.isfinite(s[k])] for k in KEYS}
+        out[mode] = {k: float(np.mean(v)) if v else math.nan for k, v in values.items()}
         out[mode]["items"] = len(scores)
     return out
 
@@ -132,8 +132,9 @@ def main() -> None:
             out = np.round(np.clip(fn(o, f), 0, 1) * 255) / 255  # as written
             ref = out if mode == "fp32" else ref
             s = score_image(out.astype(np.float32), o, truth=t, mask=m, fused=f)
-            mse = float(np.mean((out - ref) ** 2))
-            s["psnr_vs_fp32"] = math.inf if mse == 0 else 10 * math.log10(1 / mse)
+            if mode != "fp32":
+                mse = float(np.mean((out - ref) ** 2))
+                s["psnr_vs_fp32"] = math.inf if mse == 0 else 10 * math.log10(1 / mse)
             rows[mode].append(s)
         print(f"\r{n}/{len(items)}", end="", file=sys.stderr)
     print(file=sys.stderr)

@@ -252,4 +252,22 @@ def test_a_second_clean_run_into_the_same_folder_is_refused(tmp_path, monkeypatc
     assert json.loads((tmp_path / "out" / "runtime.json").read_text())["method"] == "network"
     for i in range(3):  # every output is the first run's (the gate returns F)
         assert np.array_equal(read_image(tmp_path / "out" / f"x{i}.png"), read_image(tmp_path / "fused" / f"x{i}.png"))
-    assert main([*common, "--method", "fused"]) == 0  # once the first run is done, the folder is free
+    # once the first run is done, the folder is free (for the same method: another one would mix with it)
+    assert main([*common, "--method", "network", "--weights", "w", "--runtime", "torch"]) == 0
+
+
+def test_a_later_run_of_another_method_into_a_flat_folder_is_refused_and_changes_nothing(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    orig = rng.random((64, 48, 3)).astype(np.float32)
+    write_image(tmp_path / "o.png", orig)
+    write_image(tmp_path / "f.png", np.clip(orig + 0.1, 0, 1))
+    out = tmp_path / "out"
+    args = ["clean", "-i", str(tmp_path / "o.png"), "--fused", str(tmp_path / "f.png"), "-o", str(out)]
+    assert main([*args, "--method", "fused"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main([*args, "--method", "network"]) != 0
+    err = capsys.readouterr().err
+    assert "--method fused" in err and "runtime.json" in err and str(out) in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing overwritten
+    assert main([*args, "--method", "fused"]) == 0  # the same method again is a rerun, allowed

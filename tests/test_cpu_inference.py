@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from blendfix.cleaning import CleanConfig, Cleaner, clean
+from blendfix.cleaning import DEFAULT_WEIGHTS, CleanConfig, Cleaner, clean
 from blendfix.cli import main
 from blendfix.device import resolve_precision
 from blendfix.io import read_image, write_image
@@ -169,3 +169,21 @@ def test_png_outputs_keep_every_pixel_and_are_compressed(tmp_path):
     assert path.stat().st_size < 0.5 * img.size  # compressed, not stored
     m = write_mask(tmp_path / "m.png", yy.astype(np.float32))
     assert np.array_equal(read_image(m)[..., 0], (np.round(yy * 255) / 255).astype(np.float32))
+
+
+def test_python_api_clean_tiles_large_images_exactly_like_the_cleaner():
+    from blendfix.cleaner_weights import load_cleaner
+    from blendfix.registry import checkpoint_path
+
+    net = load_cleaner(checkpoint_path(DEFAULT_WEIGHTS))  # real weights: the output depends on its context
+    rng = np.random.default_rng(0)
+    orig = rng.random((1, 3, 300, 200), dtype=np.float32)
+    fused = np.clip(orig + rng.normal(0, 0.1, orig.shape).astype(np.float32), 0, 1)
+    with torch.no_grad():
+        api = net.clean(torch.from_numpy(orig), torch.from_numpy(fused), tile=128, overlap=32)
+        whole = net.clean(torch.from_numpy(orig), torch.from_numpy(fused), tile=4096)
+    cli = Cleaner(CleanConfig(method="network", precision="fp32", runtime="torch", tile=128, overlap=32),
+                  network=net)([orig[0].transpose(1, 2, 0)], [fused[0].transpose(1, 2, 0)])[0]
+    assert api.shape == (1, 3, 300, 200)
+    np.testing.assert_allclose(api[0].numpy().transpose(1, 2, 0), cli, atol=1e-5)
+    assert (api - whole).abs().max() > 1e-3  # tiled for real: the tiles see less context than the whole

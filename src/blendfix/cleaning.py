@@ -33,7 +33,7 @@ from .io import check_same_size
 from .nets.maresunet import network_input, network_output
 from .runtime import to_input_layout
 from .tensors import check_image, check_mask, image_to_tensor, tensor_to_image
-from .tiling import run_padded
+from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE, run_padded
 
 METHODS = ("auto", "network", "poisson", "fused")
 #: the registered checkpoint `network` uses when no weights are named
@@ -49,8 +49,8 @@ class CleanConfig:
     device: str = "auto"
     precision: str = "auto"  # auto = fp16 on CUDA; bf16 on an AMX CPU for weights loaded here; else fp32
     batch_size: int = 4
-    tile: int = 1024  # largest padded side run in one piece; larger images are tiled
-    overlap: int = 128
+    tile: int = DEFAULT_TILE  # largest padded side run in one piece; larger images are tiled
+    overlap: int = DEFAULT_OVERLAP
     attribute: str | None = None  # face-mask rule for `poisson` (default: the plain face region)
     backend: str = "torch"  # Poisson backend
     runtime: str = "auto"  # network runtime: auto = onnxruntime on a CPU in fp32, torch elsewhere

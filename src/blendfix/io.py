@@ -111,6 +111,28 @@ def _decode_16bit(path: Path, data: bytes) -> np.ndarray:
     return arr
 
 
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def _decode_plain_png(img: Image.Image, data: bytes) -> np.ndarray | None:
+    """An 8-bit RGB PNG without transparency or EXIF, complete up to its IEND chunk, decoded by libpng
+    (OpenCV: 7 ms at 512² where PIL takes 9.3); None for anything else (PIL decodes it and words its errors)."""
+    if not (img.format == "PNG" and img.mode == "RGB" and "transparency" not in img.info and "exif" not in img.info
+            and data.endswith(_PNG_END)):
+        return None
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype != np.uint8 or arr.shape != (img.height, img.width, 3):
+        return None
+    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+
+
+def _to_float(u8: np.ndarray) -> np.ndarray:
+    """``uint8`` -> float32 ``v / 255`` (the same values as ``np.asarray(.., float32) / 255``, one copy less)."""
+    out = u8.astype(np.float32)
+    np.divide(out, 255.0, out=out)
+    return out
+
+
 def _apply_exif(img: Image.Image, arr: np.ndarray) -> np.ndarray:
     orientation = img.getexif().get(0x0112, 1)
     ops = {2: [np.fliplr], 3: [lambda a: np.rot90(a, 2)], 4: [np.flipud],
@@ -153,13 +175,16 @@ def read_image(path: str | os.PathLike, *, min_side: int = MIN_SIDE,
             raise _unsupported_depth(path, "32-bit floating-point")
         if _is_16bit(img, data):
             return _apply_exif(img, _decode_16bit(path, data))
+        plain = _decode_plain_png(img, data)
+        if plain is not None:
+            return _to_float(plain)
         img.load()
         img = ImageOps.exif_transpose(img)
         if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
             img = img.convert("RGBA").convert("RGB")  # alpha dropped, colour kept as stored
         elif img.mode != "RGB":
             img = img.convert("RGB")
-        return np.asarray(img, dtype=np.float32) / 255.0
+        return _to_float(np.asarray(img))
     except (OSError, SyntaxError) as e:
         raise ImageReadError(
             f"{path}: corrupt or truncated image ({e}); re-export or re-download the file."

@@ -22,6 +22,10 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+#: ``blendfix clean``'s defaults: largest padded side run in one piece, and the overlap of tiles beyond it.
+DEFAULT_TILE = 1024
+DEFAULT_OVERLAP = 128
+
 
 def padded_side(h: int, w: int, multiple: int = 32) -> int:
     """The side of the smallest square, multiple of ``multiple``, that holds an ``h x w`` image."""

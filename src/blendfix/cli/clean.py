@@ -27,6 +27,7 @@ from ..io import atomic_write, read_image, read_mask, write_image
 from ..locks import folder_lock
 from ..metrics.evaluate import RUNTIME_DIR, RUNTIME_FILE
 from ..runtime import RUNTIMES
+from ..tiling import DEFAULT_TILE
 from .common import (
     attribute_option,
     checked_attribute,
@@ -58,6 +59,19 @@ def _load(item: Item) -> tuple[np.ndarray, np.ndarray]:
         return orig, prepare_fused(orig, None, read_image(item["edited"]), m)
     except ValueError as e:
         raise BlendfixError(f"{item['original'].name} / {other.name}: {e}") from e
+
+
+def _refuse_other_method(facts: Path, method: str) -> None:
+    """A flat output folder keeps one method's outputs: refuse one whose runtime.json names another (the
+    two runs' images would mix, under the facts of whichever ran last)."""
+    try:
+        earlier = json.loads(facts.read_text()).get("method")
+    except (OSError, ValueError, AttributeError):
+        return  # no facts yet (or unreadable ones, rewritten at the end of this run)
+    if earlier and earlier != method:
+        raise BlendfixError(f"{facts.parent}: holds the outputs of a `clean --method {earlier}` run ({facts.name}); "
+                            f"this --method {method} run would mix its images with them. Give it its own -o folder, "
+                            f"or delete {facts.parent} first.")
 
 
 def _unexpected(e: Exception) -> str:
@@ -99,7 +113,7 @@ def _recorded(fn: Callable, name: str):
 @click.option("--attributes-from", "attributes_from", type=click.Path(exists=True, path_type=Path), default=None,
               help="poisson: each file's own rule from a manifest.jsonl (or an image set), by name stem.")
 @click.option("--largest-face", is_flag=True, help="poisson: only the largest face (default: every face found).")
-@click.option("--tile", default=1024, show_default=True, help="Largest side run in one piece; larger is tiled.")
+@click.option("--tile", default=DEFAULT_TILE, show_default=True, help="Largest side run in one piece; larger is tiled.")
 @click.option("--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True,
               help="Network runtime: auto = onnxruntime on a CPU in fp32 (graph exported once, cached), torch on CUDA "
                    "and for bf16 (the default on CPUs with AMX-BF16, see --precision).")
@@ -133,6 +147,8 @@ def cmd(source: Path, fused: Path | None, edited: Path | None, mask: Path | None
                               [f for i in items for f in i.files.values()])
     if dest.set is None:
         prepare_output(dest.folder, {"-i": source, "--fused": fused, "--edited": edited, "--mask": mask})
+    if facts is not None and dest.set is None:
+        _refuse_other_method(facts, cleaner.method)
     done: list[Item] = []
 
     def process(group: list[Item], data: list[tuple]) -> list:
@@ -158,6 +174,19 @@ def cmd(source: Path, fused: Path | None, edited: Path | None, mask: Path | None
             info = json.dumps(cleaner.runtime(), indent=1)
             atomic_write(facts, info.encode)
     return report_failures(failures, len(items))
+
+
+def _refuse_other_method(facts: Path, method: str) -> None:
+    """A flat output folder keeps one method's outputs: refuse one whose runtime.json names another (the
+    two runs' images would mix, under the facts of whichever ran last)."""
+    try:
+        earlier = json.loads(facts.read_text()).get("method")
+    except (OSError, ValueError, AttributeError):
+        return  # no facts yet (or unreadable ones, rewritten at the end of this run)
+    if earlier and earlier != method:
+        raise BlendfixError(f"{facts.parent}: holds the outputs of a `clean --method {earlier}` run ({facts.name}); "
+                            f"this --method {method} run would mix its images with them. Give it its own -o folder, "
+                            f"or delete {facts.parent} first.")
 
 
 def _unexpected(e: Exception) -> str:

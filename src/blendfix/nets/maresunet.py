@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import CheckpointEntry, ModelEntry, register_checkpoint, register_model
-from ..tiling import crop, pad_square
+from ..tiling import DEFAULT_OVERLAP, DEFAULT_TILE, run_padded
 from .resnet import make_stage
 from .resnet34 import RESNET34_BLOCKS, RESNET34_WIDTHS, init_resnet_weights
 
@@ -249,17 +249,20 @@ class MAResUNet(nn.Module):
                 m.inplace = True
         return net
 
-    def clean(self, original: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
+    def clean(self, original: torch.Tensor, fused: torch.Tensor, tile: int = DEFAULT_TILE,
+              overlap: int = DEFAULT_OVERLAP) -> torch.Tensor:
         """Original and fused ``(B, 3, H, W)`` in ``[0, 1]`` -> cleaned ``(B, 3, H, W)`` in ``[0, 1]``.
 
-        Any size: the pair is padded to a square side that is a multiple of 32 and the result cropped
-        back, exactly as ``blendfix clean`` does (:func:`blendfix.tiling.pad_square`).
+        Any size, exactly as ``blendfix clean`` runs it (:func:`blendfix.tiling.run_padded`): padded to a
+        square side that is a multiple of 32 and cropped back; beyond ``tile`` in overlapping tiles,
+        each padded on its own, so memory follows the tile, not the image.
         """
         if fused.shape != original.shape or fused.ndim != 4 or fused.shape[1] != 3:
             raise ValueError(f"original and fused must both be (B, 3, H, W), got {tuple(original.shape)} "
                              f"and {tuple(fused.shape)}")
-        x, size = pad_square(network_input(original, fused), SIZE_MULTIPLE)
-        return network_output(crop(self(x), size))
+        out = run_padded(self, network_input(original, fused), tile, overlap, self.finalconv3.out_channels,
+                         SIZE_MULTIPLE)
+        return network_output(out)
 
 
 def to_signed(x: torch.Tensor) -> torch.Tensor:
