@@ -61,27 +61,6 @@ def _load(item: Item) -> tuple[np.ndarray, np.ndarray]:
         raise BlendfixError(f"{item['original'].name} / {other.name}: {e}") from e
 
 
-def _refuse_other_method(facts: Path, method: str) -> None:
-    """A flat output folder keeps one method's outputs: refuse one whose runtime.json names another (the
-    two runs' images would mix, under the facts of whichever ran last)."""
-    try:
-        earlier = json.loads(facts.read_text()).get("method")
-    except (OSError, ValueError, AttributeError):
-        return  # no facts yet (or unreadable ones, rewritten at the end of this run)
-    if earlier and earlier != method:
-        raise BlendfixError(f"{facts.parent}: holds the outputs of a `clean --method {earlier}` run ({facts.name}); "
-                            f"this --method {method} run would mix its images with them. Give it its own -o folder, "
-                            f"or delete {facts.parent} first.")
-
-
-def _unexpected(e: Exception) -> str:
-    """One line for a pair that failed with something other than a user error (e.g. out of memory)."""
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    hint = ("; try a smaller --tile or --batch-size 1" if isinstance(e, MemoryError) or "memory" in msg.lower()
-            else "; rerun with BLENDFIX_DEBUG=1 for the traceback and please report it")
-    return f"could not be cleaned ({type(e).__name__}: {msg}){hint}"
-
-
 def _echo_warnings(caught: list[warnings.WarningMessage], name: str) -> None:
     for w in caught:
         click.echo(f"warning: {name}: {w.message}", err=True)
