@@ -277,24 +277,27 @@ def folder_run(args: argparse.Namespace, sources: dict[str, Path], tmp: Path) ->
     rows = []
     for net, src in sources.items():
         for precision in args.folder_precisions:
-            out = tmp / f"out_{net}_{precision}"
-            t0 = time.perf_counter()
-            code = main(["clean", "-i", str(tmp / "o"), "--fused", str(tmp / "f"), "-o", str(out), "--weights",
-                         str(src), "--threads", str(args.threads), "--batch-size", str(args.batch_size),
-                         "--precision", precision])
-            e2e = time.perf_counter() - t0
-            assert code == 0, f"clean failed on the folder run ({net}, {precision})"
             cleaner = Cleaner(CleanConfig(method="network", weights=str(src), threads=args.threads,
                                           batch_size=args.batch_size, precision=precision))
-            t0 = time.perf_counter()
-            for k in range(0, len(pairs), args.batch_size):
-                chunk = pairs[k:k + args.batch_size]
-                cleaner([o for o, _ in chunk], [f for _, f in chunk])
-            net_only = time.perf_counter() - t0
-            rows.append({"net": net, "images": len(pairs), "e2e": e2e, "network": net_only,
+            e2e, net_only = [], []
+            for rep in range(args.folder_repeats):  # alternating, so a slow spell of the machine hits both
+                out = tmp / f"out_{net}_{precision}_{rep}"
+                t0 = time.perf_counter()
+                code = main(["clean", "-i", str(tmp / "o"), "--fused", str(tmp / "f"), "-o", str(out), "--weights",
+                             str(src), "--threads", str(args.threads), "--batch-size", str(args.batch_size),
+                             "--precision", precision])
+                e2e.append(time.perf_counter() - t0)
+                assert code == 0, f"clean failed on the folder run ({net}, {precision})"
+                t0 = time.perf_counter()
+                for k in range(0, len(pairs), args.batch_size):
+                    chunk = pairs[k:k + args.batch_size]
+                    cleaner([o for o, _ in chunk], [f for _, f in chunk])
+                net_only.append(time.perf_counter() - t0)
+            rows.append({"net": net, "images": len(pairs), "e2e": float(np.median(e2e)),
+                         "network": float(np.median(net_only)), "e2e_all": e2e, "network_all": net_only,
                          "runtime": cleaner.runtime_name, "precision": str(cleaner.dtype).replace("torch.", "")})
             _keep(args, "folder", rows[-1])
-            print(f"folder {net} {precision}: end to end {e2e:.1f} s, network only {net_only:.1f} s", file=sys.stderr)
+            print(f"folder {net} {precision}: end to end {e2e} s, network only {net_only} s", file=sys.stderr)
     return rows
 
 
@@ -364,6 +367,7 @@ def main() -> None:
     ap.add_argument("--quant-pairs", type=int, default=8)
     ap.add_argument("--folder-photos", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--folder-repeats", type=int, default=3, help="folder runs (and network-only passes): medians")
     ap.add_argument("--folder-precisions", nargs="+", default=["auto", "fp32"],
                     help="folder runs with these --precision values (auto = what a user gets)")
     ap.add_argument("--no-eogi", action="store_true")
@@ -417,7 +421,7 @@ def main() -> None:
              f"others at 256²):\n\n{quant_table(qrows)}\n\n") if qrows else ""
     text = (f"{head}; AMX-BF16: {'yes' if cpu_bf16_native() else 'no'}\n\n{runtime_table(rows)}\n\n{quant}"
             f"Folder run (`blendfix clean --precision {'/'.join(args.folder_precisions)}`, batch {args.batch_size}, "
-            f"{args.threads} threads):\n\n{folder_table(frows)}\n")
+            f"{args.threads} threads; medians of {args.folder_repeats} alternating runs):\n\n{folder_table(frows)}\n")
     print(text)
     (tmp / "rows.json").write_text(json.dumps({"runtime": rows, "quant": qrows, "folder": frows}, indent=1))
     print(f"raw rows: {tmp / 'rows.json'}", file=sys.stderr)

@@ -30,7 +30,7 @@ CPU_BF16_ENV = "BLENDFIX_CPU_BF16"
 def cpu_bf16_native() -> bool:
     """Whether this CPU multiplies bfloat16 matrices in hardware (Intel AMX-BF16: Sapphire Rapids and later).
 
-    There oneDNN runs bf16 convolutions several times faster than fp32 (MAResU-Net at 1024²: 3.4x
+    There oneDNN runs bf16 convolutions several times faster than fp32 (MAResU-Net at 1024²: 4x
     eager fp32, BENCHMARKS.md); without it bf16 is emulated and no faster. Read from the CPU flags
     (``/proc/cpuinfo``); False where they cannot be read (not Linux) or PyTorch lacks oneDNN.
     ``BLENDFIX_CPU_BF16=0`` or ``1`` overrides the answer.
