@@ -187,3 +187,14 @@ def test_python_api_clean_tiles_large_images_exactly_like_the_cleaner():
     assert api.shape == (1, 3, 300, 200)
     np.testing.assert_allclose(api[0].numpy().transpose(1, 2, 0), cli, atol=1e-5)
     assert (api - whole).abs().max() > 1e-3  # tiled for real: the tiles see less context than the whole
+
+
+def test_to_uint8_rounds_half_to_even_and_saturates_like_numpy():
+    from blendfix.io import to_uint8
+
+    rng = np.random.default_rng(3)
+    for shape in ((37, 41), (37, 41, 3), (5, 7, 1)):
+        a = rng.uniform(-0.2, 1.2, shape).astype(np.float32)
+        a.flat[:6] = np.array([0.5, 1.5, 2.5, 253.5, 254.5, 255.5], np.float32) / 255  # ties
+        want = np.clip(np.rint(a * np.float32(255.0)), 0, 255).astype(np.uint8)
+        assert np.array_equal(to_uint8(a), want), shape
