@@ -32,7 +32,8 @@ def cpu_bf16_native() -> bool:
 
     There oneDNN runs bf16 convolutions several times faster than fp32 (MAResU-Net at 1024²: 4x
     eager fp32, BENCHMARKS.md); without it bf16 is emulated and no faster. Read from the CPU flags
-    (``/proc/cpuinfo``); False where they cannot be read (not Linux) or PyTorch lacks oneDNN.
+    (``/proc/cpuinfo``) and, where PyTorch offers it, its own check that the OS lets it use the AMX
+    tiles; False where the flags cannot be read (not Linux) or PyTorch lacks oneDNN.
     ``BLENDFIX_CPU_BF16=0`` or ``1`` overrides the answer.
     """
     forced = os.environ.get(CPU_BF16_ENV, "").strip()
@@ -50,7 +51,11 @@ def _cpu_flags_have_amx_bf16() -> bool:
     except OSError:
         return False
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return "amx_bf16" in flags
+    if "amx_bf16" not in flags:
+        return False
+    # the kernel must also grant the AMX tile state (Linux >= 5.16); PyTorch asks for it, where it can
+    init_amx = getattr(torch.cpu, "_init_amx", None)
+    return bool(init_amx()) if callable(init_amx) else True
 
 
 def resolve_precision(precision: str, device: torch.device, *, cpu_bf16: bool = False) -> torch.dtype:
