@@ -198,3 +198,17 @@ def test_to_uint8_rounds_half_to_even_and_saturates_like_numpy():
         a.flat[:6] = np.array([0.5, 1.5, 2.5, 253.5, 254.5, 255.5], np.float32) / 255  # ties
         want = np.clip(np.rint(a * np.float32(255.0)), 0, 255).astype(np.uint8)
         assert np.array_equal(to_uint8(a), want), shape
+
+
+@pytest.mark.amx
+def test_bf16_default_tiles_and_pads_odd_sizes_like_fp32():
+    rng = np.random.default_rng(5)
+    orig = rng.random((300, 203, 3), dtype=np.float32)
+    fused = np.clip(orig + rng.normal(0, 0.05, orig.shape).astype(np.float32), 0, 1)
+    for tile in (128, 1024):  # tiled with per-tile padding, and padded whole
+        auto = Cleaner(CleanConfig(method="network", tile=tile, overlap=32))
+        fp32 = Cleaner(CleanConfig(method="network", tile=tile, overlap=32, precision="fp32", runtime="torch"))
+        assert auto.dtype == torch.bfloat16 and auto.runtime_name == "torch"
+        a, b = auto([orig], [fused])[0], fp32([orig], [fused])[0]
+        assert a.shape == b.shape == orig.shape and a.dtype == np.float32
+        assert np.abs(a - b).max() <= 4 / 255 and np.abs(a - b).mean() < 0.5 / 255
