@@ -111,6 +111,7 @@ def test_clean_cli_reports_bf16_and_its_output_matches_fp32(tmp_path, monkeypatc
     assert np.abs(outs["auto"] - outs["fp32"]).max() <= 3 / 255
 
 
+@pytest.mark.amx  # bf16 runs on any CPU (emulated and slow without AMX); amx: no slowness warning here
 def test_shipped_cleaner_in_bf16_equals_fp32_to_8bit_rounding_on_test_photos(faces_dir):
     photos = sorted(p for p in faces_dir.glob("celebamask_hq_512/*.jpg"))[:2]
     assert photos, f"no celebamask_hq_* photos in {faces_dir}"
@@ -212,3 +213,22 @@ def test_bf16_default_tiles_and_pads_odd_sizes_like_fp32():
         a, b = auto([orig], [fused])[0], fp32([orig], [fused])[0]
         assert a.shape == b.shape == orig.shape and a.dtype == np.float32
         assert np.abs(a - b).max() <= 4 / 255 and np.abs(a - b).mean() < 0.5 / 255
+
+
+def test_bf16_asked_for_on_a_cpu_without_amx_warns_that_it_is_slow():
+    with pytest.warns(UserWarning, match="emulated"):
+        Cleaner(CleanConfig(method="network", precision="bf16"))
+    import warnings as w
+
+    with w.catch_warnings():
+        w.simplefilter("error")
+        Cleaner(CleanConfig(method="network", precision="fp32", runtime="torch"))  # no warning for fp32
+
+
+@pytest.mark.amx
+def test_bf16_on_an_amx_cpu_does_not_warn():
+    import warnings as w
+
+    with w.catch_warnings():
+        w.simplefilter("error")
+        assert Cleaner(CleanConfig(method="network", precision="bf16")).dtype == torch.bfloat16

@@ -192,6 +192,17 @@ def _quietly(fn: Any, *args: Any) -> Any:
         return fn(*args)
 
 
+def warn_slow_bf16(device: torch.device, dtype: torch.dtype) -> None:
+    """Warn that bf16 asked for on a CPU without AMX-BF16 is emulated: measured with oneDNN capped below
+    AMX on this project's CPU, the paper network at 1024² took 1.4x (AVX-512 BF16), 4x (AVX-512) and
+    12x (AVX2) the fp32 time (BENCHMARKS.md)."""
+    from .device import cpu_bf16_native
+
+    if device.type == "cpu" and dtype == torch.bfloat16 and not cpu_bf16_native():
+        warnings.warn("bf16 on this CPU (no AMX-BF16) is emulated and 1.4-12x slower than fp32; use --precision "
+                      "auto or fp32", stacklevel=3)
+
+
 def for_torch_inference(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """``net`` ready to run in PyTorch on ``device`` (eval mode): a MAResU-Net's inference copy
     (:meth:`~blendfix.nets.maresunet.MAResUNet.for_inference`: BatchNorm folded, ReLUs in place; the
@@ -234,6 +245,7 @@ def build_network(weights: str, network: torch.nn.Module | None, device: torch.d
         chosen = resolve_runtime(runtime, device, dtype, from_file=False)
         if chosen == "onnxruntime":
             return OrtNetwork(export_raw(network), threads, name="network"), chosen, dtype
+        warn_slow_bf16(device, dtype)
         if threads is not None:
             torch.set_num_threads(threads)
         return for_torch_inference(network, device), chosen, dtype
@@ -242,6 +254,7 @@ def build_network(weights: str, network: torch.nn.Module | None, device: torch.d
     from .registry import CHECKPOINTS, checkpoint_path
 
     def torch_network(dtype: torch.dtype) -> tuple[Any, str, torch.dtype]:
+        warn_slow_bf16(device, dtype)
         if threads is not None:
             torch.set_num_threads(threads)
         net = load_torch(weights, device) if load_torch is not None else load_cleaner(source, device)
