@@ -32,11 +32,9 @@ import numpy as np
 from ..data import layout
 from ..errors import NoFaceError
 from ..io import read_image, to_uint8
+from ..png import encode_png
 from .config import MIXED_EDITORS, SynthConfig
 from .items import SkipItem, Task
-
-#: zlib level 1 (OpenCV's default): much faster to encode than higher levels, files only slightly larger
-PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 
 
 def square_crop(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int]]:
@@ -150,13 +148,7 @@ _DROP = object()
 
 def write_png(path: Path, array: np.ndarray) -> None:
     """``(H, W, 3)`` RGB or ``(H, W)`` in ``[0, 1]`` (or uint8) as an 8-bit PNG (OpenCV, deterministic)."""
-    u8 = to_uint8(array)
-    if u8.ndim == 3:
-        u8 = cv2.cvtColor(u8, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", u8, PNG_PARAMS)
-    if not ok:
-        raise OSError(f"could not encode {path}")
-    path.write_bytes(buf.tobytes())
+    path.write_bytes(encode_png(to_uint8(array), path))
 
 
 class PhotoPipeline:
