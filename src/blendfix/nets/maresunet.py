@@ -273,7 +273,7 @@ def to_signed(x: torch.Tensor) -> torch.Tensor:
 def network_input(original: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
     """The one place the network's input is made: ``(original I, fused F)`` ``(B, 3, H, W)`` in ``[0, 1]``
     -> ``cat([F, I])`` ``(B, 6, H, W)`` in ``[-1, 1]`` (F first, as the released code)."""
-    return to_signed(torch.cat([fused, original], 1))
+    return torch.cat([fused, original], 1).mul_(2).sub_(1)  # to_signed, in place on the new tensor
 
 
 def network_output(y: torch.Tensor) -> torch.Tensor:
