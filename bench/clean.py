@@ -251,14 +251,9 @@ def quant_study(args: argparse.Namespace, onnx: dict[str, Path], tmp: Path) -> t
 
 def export_folder(net: str, weights: str | None, tmp: Path) -> Path:
     """The network as `blendfix export` writes it (cleaner.safetensors + cleaner.json), for `clean --weights`."""
-    from safetensors.torch import save_file
+    from blendfix.train.export import save_cleaner
 
-    model = build(net, weights)
-    folder = tmp / f"export_{net}"
-    folder.mkdir(exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "cleaner.safetensors"))
-    (folder / "cleaner.json").write_text(json.dumps({"model": model.config}))
-    return folder
+    return save_cleaner(build(net, weights), tmp / f"export_{net}").parent
 
 
 def folder_run(args: argparse.Namespace, sources: dict[str, Path], tmp: Path) -> list[dict]:

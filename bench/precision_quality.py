@@ -59,7 +59,8 @@ def int8_runner(weights: str, calibration: Path, n: int):
     tmp = Path(tempfile.mkdtemp(prefix="blendfix-int8-"))
     (tmp / "fp32.onnx").write_bytes(export_raw(load_network(weights, torch.device("cpu"))))
     quant_pre_process(str(tmp / "fp32.onnx"), str(tmp / "pre.onnx"), skip_symbolic_shape=True)
-    cal = items_of(calibration, None)[:: max(1, len(items_of(calibration, None)) // n)][:n]
+    pool = items_of(calibration, None)
+    cal = pool[:: max(1, len(pool) // n)][:n]
 
     def x_of(item: Path) -> np.ndarray:
         i, f = (image_to_tensor(read_image(item / name)) for name in (layout.ORIGINAL, layout.FUSED))

@@ -62,15 +62,10 @@ def test_auto_precision_is_bf16_only_for_the_cleaner_on_an_amx_cpu(monkeypatch):
 
 
 def _export(tmp_path) -> str:
-    from safetensors.torch import save_file
+    from blendfix.train.export import save_cleaner
 
     torch.manual_seed(0)
-    net = MAResUNet(**TINY).eval()
-    folder = tmp_path / "export"
-    folder.mkdir()
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(folder / "cleaner.safetensors"))
-    (folder / "cleaner.json").write_text(json.dumps({"model": net.config}))
-    return str(folder)
+    return str(save_cleaner(MAResUNet(**TINY).eval(), tmp_path / "export").parent)
 
 
 @pytest.mark.amx

@@ -36,12 +36,9 @@ def _tiny(seed: int = 0) -> MAResUNet:
 
 def _export_folder(net: MAResUNet, folder) -> str:
     """A `blendfix export`-style folder: cleaner.safetensors + cleaner.json."""
-    from safetensors.torch import save_file
+    from blendfix.train.export import save_cleaner
 
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(folder / "cleaner.safetensors"))
-    (folder / "cleaner.json").write_text(json.dumps({"model": net.config}))
-    return str(folder)
+    return str(save_cleaner(net, folder).parent)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,9 +40,16 @@ ONNX_TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
 
 def export_safetensors(run: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool = False) -> Path:
     """Write ``cleaner.safetensors`` (+ ``cleaner.json``) from a run's newest checkpoint."""
+    model, info = from_run(run)
+    return save_cleaner(model, out_dir, fp16, info)
+
+
+def save_cleaner(model: MAResUNet, out_dir: str | os.PathLike, fp16: bool = False,
+                 info: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` as ``cleaner.safetensors`` + ``cleaner.json`` in ``out_dir`` (atomically), the files
+    ``clean --weights OUT_DIR`` loads; ``info`` (source checkpoint, validation, ...) goes into the json."""
     from safetensors.torch import save
 
-    model, info = from_run(run)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sweep_partials(out)  # temporary files of a killed earlier export
@@ -52,7 +60,7 @@ def export_safetensors(run: str | os.PathLike, out_dir: str | os.PathLike, fp16:
     atomic_write(path, lambda: blob)
     meta = {"architecture": "maresunet", "model": model.config, "dtype": "fp16" if fp16 else "fp32",
             "input": "MAResUNet.clean(original, fused): (B,3,H,W) RGB in [0,1] -> (B,3,H,W) in [0,1]; "
-                     "raw forward: cat([F, I]) in [-1,1], square side multiple of 32", **info}
+                     "raw forward: cat([F, I]) in [-1,1], square side multiple of 32", **(info or {})}
     atomic_write(path.with_suffix(".json"), json.dumps(meta, indent=1).encode)
     return path
 
